@@ -1,0 +1,210 @@
+"""The `warehouse` command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from loaders.streams import STREAMS
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+
+@click.group()
+@click.version_option(package_name="training-warehouse")
+def main() -> None:
+    """Training-analytics warehouse: load raw files, build with dbt, export, check."""
+
+
+# --------------------------------------------------------------------------- db
+
+
+@main.group()
+def db() -> None:
+    """Manage the embedded PostgreSQL server (used when PGHOST is not set)."""
+
+
+def _embedded_or_exit():
+    from loaders.db import using_embedded
+    from loaders.embedded import EmbeddedServer
+
+    if not using_embedded():
+        return None
+    return EmbeddedServer()
+
+
+@db.command("start")
+def db_start() -> None:
+    """Start the embedded server (initialising it on first use)."""
+    server = _embedded_or_exit()
+    if server is None:
+        click.echo(f"PGHOST is set ({os.environ['PGHOST']}): using that server, nothing to start")
+        return
+    status = server.start()
+    click.echo(f"embedded PostgreSQL running (pid {status.pid}), socket {status.socket_dir}")
+
+
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the embedded server."""
+    server = _embedded_or_exit()
+    if server is None:
+        click.echo("PGHOST is set: the external server is not managed here")
+        return
+    click.echo("stopped" if server.stop() else "not running")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Tell whether the database answers."""
+    server = _embedded_or_exit()
+    if server is None:
+        import psycopg
+
+        try:
+            with psycopg.connect(connect_timeout=5) as conn:
+                version = conn.execute("show server_version").fetchone()[0]
+            click.echo(f"external PostgreSQL {version} at {os.environ['PGHOST']}: reachable")
+        except psycopg.Error as error:
+            click.echo(f"external PostgreSQL at {os.environ['PGHOST']}: not reachable: {error}")
+            sys.exit(1)
+        return
+    status = server.status()
+    if status.running:
+        click.echo(f"running (pid {status.pid}), data {status.data_dir}, socket {status.socket_dir}")
+    else:
+        click.echo(f"stopped, data {status.data_dir}")
+        sys.exit(3)
+
+
+@db.command("url")
+def db_url() -> None:
+    """Print a libpq connection URL."""
+    server = _embedded_or_exit()
+    if server is None:
+        env = os.environ
+        click.echo(
+            f"postgresql://{env.get('PGUSER', '')}@{env['PGHOST']}:{env.get('PGPORT', '5432')}"
+            f"/{env.get('PGDATABASE', '')}"
+        )
+        return
+    server.start()
+    click.echo(server.url())
+
+
+@db.command("env")
+def db_env() -> None:
+    """Print `export PG...=` lines: eval "$(warehouse db env)"."""
+    from loaders.db import ensure_env
+
+    for key, value in sorted(ensure_env().items()):
+        click.echo(f"export {key}={_quote(value)}")
+
+
+def _quote(value: str) -> str:
+    import shlex
+
+    return shlex.quote(value)
+
+
+@db.command("shell", context_settings={"ignore_unknown_options": True})
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+def db_shell(psql_args: tuple[str, ...]) -> None:
+    """Open psql on the warehouse database."""
+    import shutil
+
+    from loaders.db import ensure_env
+    from loaders.embedded import EmbeddedServer
+
+    ensure_env()
+    psql = str(EmbeddedServer().psql_path())
+    if not Path(psql).exists():
+        psql = shutil.which("psql") or "psql"
+    os.execvp(psql, [psql, *psql_args])
+
+
+# --------------------------------------------------------------------------- load
+
+
+@main.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("args", nargs=-1, required=True)
+@click.option("--progress/--no-progress", default=None, help="Progress bar on large files.")
+def load(args: tuple[str, ...], progress: bool | None) -> None:
+    """Load files or folders: warehouse load [STREAM] PATH...
+
+    STREAM (orgs, users, scenarios, attempts, sessions, kpi_events) applies to every file;
+    without it the stream comes from each file name's prefix.
+    """
+    from loaders.db import connect
+    from loaders.load import load_paths
+
+    stream_name = None
+    paths = list(args)
+    if paths and paths[0] in STREAMS and not Path(paths[0]).exists():
+        stream_name = paths.pop(0)
+    if not paths:
+        raise click.UsageError("give at least one file or folder")
+    with connect() as conn:
+        results = load_paths(conn, [Path(p) for p in paths], stream_name, progress=progress)
+    for result in results:
+        click.echo(result.line(), err=result.status == "rejected")
+    if any(result.status == "rejected" for result in results):
+        sys.exit(1)
+
+
+# --------------------------------------------------------------------------- dbt
+
+
+def dbt_command(args: list[str]) -> int:
+    """Run dbt with the project's profile against the PG* database."""
+    from loaders.db import ensure_env
+    from loaders.paths import project_root
+
+    ensure_env()
+    root = project_root()
+    env = dict(os.environ)
+    env.setdefault("DBT_PROFILES_DIR", str(root))
+    env["DO_NOT_TRACK"] = "1"
+    dbt = Path(sys.executable).with_name("dbt")
+    command = [str(dbt) if dbt.exists() else "dbt", *args]
+    return subprocess.call(command, cwd=root, env=env)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
+def build(dbt_args: tuple[str, ...]) -> None:
+    """dbt build (seeds, snapshots, models, tests); extra arguments pass through to dbt."""
+    sys.exit(dbt_command(["build", *dbt_args]))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
+def dbt(dbt_args: tuple[str, ...]) -> None:
+    """Any dbt command with the project's profile, e.g. warehouse dbt docs generate."""
+    sys.exit(dbt_command(list(dbt_args)))
+
+
+# --------------------------------------------------------------------------- data
+
+
+@main.command()
+@click.option("--scale", type=float, default=1.0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--format", "formats", type=click.Choice(["mixed", "csv", "jsonl", "parquet"]),
+              default="mixed", show_default=True)
+@click.option("--no-bad-rows", is_flag=True, help="Write only valid rows.")
+def generate(scale: float, out_dir: Path, seed: int, formats: str, no_bad_rows: bool) -> None:
+    """Write deterministic synthetic raw files (no database needed)."""
+    from loaders.generate import generate as write_data
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = write_data(out_dir, scale=scale, seed=seed, formats=formats, bad_rows=not no_bad_rows)
+    for stream, rows in counts.items():
+        click.echo(f"{stream}: {rows} rows")
+    click.echo(f"written to {out_dir}")

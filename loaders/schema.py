@@ -1,0 +1,95 @@
+"""DDL of the `raw` schema, derived from the stream declarations."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from loaders.streams import STREAMS, Stream
+
+LEDGER_DDL = """
+create schema if not exists raw;
+comment on schema raw is 'Loader landing tables (text as delivered), load ledger and quarantine.';
+
+create table if not exists raw.load_ledger (
+    load_id bigint generated always as identity primary key,
+    stream text not null,
+    file_name text not null,
+    file_path text not null,
+    file_format text not null,
+    file_bytes bigint not null,
+    content_sha256 text not null,
+    schema_version text,
+    rows_read bigint not null default 0,
+    rows_loaded bigint not null default 0,
+    rows_quarantined bigint not null default 0,
+    storage_table text,
+    started_at timestamptz not null default clock_timestamp(),
+    loaded_at timestamptz
+);
+create unique index if not exists load_ledger_content_uq on raw.load_ledger (content_sha256);
+comment on table raw.load_ledger is
+    'One row per loaded file, keyed by content hash: the same content never loads twice.';
+
+create table if not exists raw.quarantine (
+    load_id bigint not null references raw.load_ledger (load_id),
+    stream text not null,
+    file_name text not null,
+    row_number bigint not null,
+    location text not null,
+    raw_row text,
+    reason text not null,
+    quarantined_at timestamptz not null default now(),
+    primary key (load_id, row_number)
+);
+comment on table raw.quarantine is
+    'Rows that failed parsing or a rule, with file, row number, raw text and the reason.';
+
+create table if not exists raw.rejected_files (
+    rejection_id bigint generated always as identity primary key,
+    stream text,
+    file_name text not null,
+    file_path text not null,
+    content_sha256 text,
+    reason text not null,
+    rejected_at timestamptz not null default now()
+);
+comment on table raw.rejected_files is
+    'Files rejected whole (unreadable, or missing a required column); none of their rows loaded.';
+"""
+
+
+def landing_columns(stream: Stream) -> list[sql.Composable]:
+    columns = [sql.SQL("{} text").format(sql.Identifier(name)) for name in stream.column_names]
+    columns += [
+        sql.SQL("_extra jsonb"),
+        sql.SQL("_load_id bigint not null"),
+        sql.SQL("_row_number bigint not null"),
+    ]
+    return columns
+
+
+def stream_ddl(stream: Stream) -> sql.Composed:
+    table = sql.Identifier("raw", stream.name)
+    return sql.SQL(
+        "create table if not exists {table} ({columns});"
+        "create index if not exists {index} on {table} using brin (_load_id);"
+        "comment on table {table} is {comment};"
+    ).format(
+        table=table,
+        columns=sql.SQL(", ").join(landing_columns(stream)),
+        index=sql.Identifier(f"{stream.name}_load_id_brin"),
+        comment=sql.Literal(
+            f"{stream.description} Text as delivered; big files land in child tables "
+            "(inheritance) created by their load."
+        ),
+    )
+
+
+def ensure_raw_schema(conn: psycopg.Connection) -> None:
+    """Create the raw schema idempotently; serialised so concurrent loaders do not race."""
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('warehouse.raw_schema'))")
+        conn.execute(LEDGER_DDL)
+        for stream in STREAMS.values():
+            conn.execute(stream_ddl(stream))
