@@ -9,10 +9,13 @@ from loaders.streams import STREAMS, Stream
 
 LEDGER_DDL = """
 create schema if not exists raw;
-comment on schema raw is 'Loader landing tables (text as delivered), load ledger and quarantine.';
+comment on schema raw is 'Loader landing tables (typed, as delivered), load ledger and quarantine.';
+create schema if not exists raw_landing;
+comment on schema raw_landing is 'Files being loaded; a table here without a ledger row is an interrupted load.';
+create sequence if not exists raw.load_id_seq;
 
 create table if not exists raw.load_ledger (
-    load_id bigint generated always as identity primary key,
+    load_id bigint primary key,
     stream text not null,
     file_name text not null,
     file_path text not null,
@@ -60,7 +63,10 @@ comment on table raw.rejected_files is
 
 
 def landing_columns(stream: Stream) -> list[sql.Composable]:
-    columns = [sql.SQL("{} text").format(sql.Identifier(name)) for name in stream.column_names]
+    columns = [
+        sql.SQL("{} {}").format(sql.Identifier(column.name), sql.SQL(column.sql_type))
+        for column in stream.columns
+    ]
     columns += [
         sql.SQL("_extra jsonb"),
         sql.SQL("_load_id bigint not null"),
@@ -80,8 +86,8 @@ def stream_ddl(stream: Stream) -> sql.Composed:
         columns=sql.SQL(", ").join(landing_columns(stream)),
         index=sql.Identifier(f"{stream.name}_load_id_brin"),
         comment=sql.Literal(
-            f"{stream.description} Text as delivered; big files land in child tables "
-            "(inheritance) created by their load."
+            f"{stream.description} Typed as delivered (validated rows only); big files "
+            "land in child tables (inheritance) created by their load."
         ),
     )
 
