@@ -1,11 +1,17 @@
-"""Load raw files into the `raw` schema: one transaction per file, validated in bulk.
+"""Load raw files into the `raw` schema: all of a file or none of it, validated in bulk.
 
-A file's rows are COPYed (text as delivered) into a landing table created inside the load's
-transaction, so PostgreSQL writes it without WAL where it can. One set-based query then
-names every bad row's first problem (see `rules.py`); those rows move to
-`raw.quarantine`. Big files keep their landing table, which joins the stream's table by
-inheritance (no second copy); small files are appended to the stream's table. The
-content hash in `raw.load_ledger` makes a second delivery of the same bytes a no-op.
+How a file travels:
+1. Its content hash is looked up in `raw.load_ledger`: the same bytes load once.
+2. Its rows are COPYed into typed landing tables in `raw_landing`, created for this load.
+   A large uncompressed CSV is split at a record boundary and copied by two connections
+   at once (PostgreSQL parses one COPY per core). `on_error ignore` makes COPY report each
+   row whose text is not of its column's type instead of failing the file.
+3. One set-based query per landing table names each remaining row's first broken rule
+   (`rules.py`); those rows leave the landing table for `raw.quarantine`.
+4. One transaction then writes the ledger row and the quarantine, and publishes the rows:
+   a large file's landing tables join `raw.<stream>` by inheritance (no second copy), a
+   small file's rows are appended to it. Until that commit nothing of the file is visible;
+   landing tables of a load that died are dropped by the next load.
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ import csv
 import gzip
 import hashlib
 import io
-import json
 import os
+import re
 import sys
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -25,21 +32,29 @@ from typing import IO
 import psycopg
 from psycopg import sql
 
-from loaders.rules import problem_expression
+from loaders.rules import format_problem, rule_problem, type_problem
 from loaders.schema import ensure_raw_schema
 from loaders.streams import STREAMS, Stream, stream_for_file_name
 
 CSV_EXTENSIONS = (".csv", ".csv.gz")
 NDJSON_EXTENSIONS = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 PARQUET_EXTENSIONS = (".parquet",)
-# files with at least this many rows keep their own landing table (no second copy)
+# a file with at least this many good rows keeps its landing tables as children of the
+# stream's table; smaller ones are appended so cron-sized deliveries add no tables
 OWN_TABLE_MIN_ROWS = 100_000
+# an uncompressed CSV at least this big is copied by two connections
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 PROGRESS_MIN_BYTES = 32 * 1024 * 1024
 CHUNK_BYTES = 1 << 20
-# characters that cannot occur unescaped in a JSON line: used as CSV quote and delimiter so
-# COPY takes each NDJSON line verbatim
+LOAD_LOCK_CLASS = 0x57484C44  # advisory lock class held by a live load ("WHLD")
+# characters that cannot occur unescaped in a JSON line: CSV quote and delimiter for COPY,
+# so each NDJSON line arrives verbatim
 _NO_QUOTE = "\x01"
 _NO_DELIMITER = "\x02"
+_SKIPPED_ROW = re.compile(
+    r'^skipping row due to data type incompatibility at line (\d+) for column "([^"]+)": (.*)$',
+    re.DOTALL,
+)
 
 
 class RejectedFile(Exception):
@@ -75,6 +90,37 @@ class FileResult:
         return f"{name}: REJECTED: {self.reason}"
 
 
+@dataclass
+class Problem:
+    row_number: int
+    location: str
+    raw_row: str | None
+    reason: str
+
+
+@dataclass
+class Part:
+    """A contiguous piece of a file copied by one connection."""
+
+    index: int
+    start: int  # byte offsets in the uncompressed CSV
+    end: int | None
+    header: bool
+    first_row: int  # row number of the piece's first record
+    first_line: int  # file line number of the piece's first line
+
+
+@dataclass
+class PartResult:
+    table: str
+    rows_read: int = 0
+    rows_good: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- files
+
+
 def file_format(path: Path) -> str | None:
     name = path.name.lower()
     if name.endswith(CSV_EXTENSIONS):
@@ -86,8 +132,12 @@ def file_format(path: Path) -> str | None:
     return None
 
 
+def _compressed(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
+
+
 def _open_binary(path: Path) -> IO[bytes]:
-    if path.name.lower().endswith(".gz"):
+    if _compressed(path):
         return gzip.open(path, "rb")
     return open(path, "rb")
 
@@ -97,57 +147,16 @@ def content_hash(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _progress(path: Path, enabled: bool):
-    from tqdm import tqdm
-
-    size = path.stat().st_size
-    show = enabled and size >= PROGRESS_MIN_BYTES
-    return tqdm(
-        total=size, unit="B", unit_scale=True, desc=path.name, disable=not show,
-        file=sys.stderr, leave=False,
-    )
-
-
-class _CountingReader(io.RawIOBase):
-    """Reports progress in bytes of the file on disk, compressed or not."""
-
-    def __init__(self, path: Path, bar) -> None:
-        self._raw = open(path, "rb")
-        self._bar = bar
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        count = self._raw.readinto(buffer)
-        if count:
-            self._bar.update(count)
-        return count or 0
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-def _open_with_progress(path: Path, bar) -> IO[bytes]:
-    raw = io.BufferedReader(_CountingReader(path, bar), buffer_size=CHUNK_BYTES)
-    if path.name.lower().endswith(".gz"):
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    return raw  # type: ignore[return-value]
-
-
-# --------------------------------------------------------------------------- headers
-
-
 def _normalise(name: str) -> str:
     return name.strip().lower()
 
 
-def csv_header(path: Path) -> list[str]:
+def csv_header(path: Path) -> tuple[list[str], int]:
+    """Column names of the header row and its length in bytes."""
     try:
         with _open_binary(path) as handle:
             first = handle.readline(1 << 20)
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
+    except (OSError, EOFError) as error:
         raise RejectedFile(f"cannot be read as {file_format(path)}: {error}") from error
     if not first.strip():
         raise RejectedFile("is empty: a CSV file needs a header row")
@@ -155,10 +164,12 @@ def csv_header(path: Path) -> list[str]:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise RejectedFile("header row is not valid UTF-8") from error
-    return [_normalise(name) for name in next(csv.reader([text]))]
+    return [_normalise(name) for name in next(csv.reader([text]))], len(first)
 
 
 def _check_columns(stream: Stream, columns: list[str]) -> None:
+    if any(not name for name in columns):
+        raise RejectedFile("header has an empty column name")
     duplicates = sorted({name for name in columns if columns.count(name) > 1})
     if duplicates:
         raise RejectedFile(f"duplicate column(s) in header: {', '.join(duplicates)}")
@@ -167,102 +178,158 @@ def _check_columns(stream: Stream, columns: list[str]) -> None:
         raise RejectedFile(
             f"lacks required column(s) {', '.join(missing)} for stream {stream.name}"
         )
-    if any(not name for name in columns):
-        raise RejectedFile("header has an empty column name")
+
+
+def plan_parts(path: Path, header_bytes: int, workers: int) -> list[Part]:
+    """Split an uncompressed CSV into pieces that start at record boundaries.
+
+    A newline ends a record when an even number of quote characters precede it (RFC 4180
+    doubles quotes inside quoted fields). Row numbers of later pieces assume one line per
+    record, exact unless quoted fields span lines (then they still increase)."""
+    size = path.stat().st_size
+    if workers < 2 or _compressed(path) or size < PARALLEL_MIN_BYTES:
+        return [Part(0, 0, None, True, 1, 1)]
+    target = header_bytes + (size - header_bytes) // workers
+    with open(path, "rb") as handle:
+        head = handle.read(target)
+        quotes = head.count(b'"')
+        lines = head.count(b"\n")
+        split = target
+        while True:
+            block = handle.read(CHUNK_BYTES)
+            if not block:
+                return [Part(0, 0, None, True, 1, 1)]
+            for position, byte in enumerate(block):
+                if byte == 0x22:
+                    quotes += 1
+                elif byte == 0x0A:
+                    lines += 1
+                    if quotes % 2 == 0:
+                        split += position + 1
+                        first_line = lines + 1
+                        return [
+                            Part(0, 0, split, True, 1, 1),
+                            Part(1, split, None, False, first_line - 1, first_line),
+                        ]
+            split += len(block)
+
+
+class _Progress:
+    def __init__(self, path: Path, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        size = path.stat().st_size
+        self._bar = tqdm(
+            total=size, unit="B", unit_scale=True, desc=path.name, file=sys.stderr,
+            disable=not (enabled and size >= PROGRESS_MIN_BYTES), leave=False,
+        )
+        self._lock = threading.Lock()
+
+    def update(self, count: int) -> None:
+        with self._lock:
+            self._bar.update(count)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _read_lines(path: Path, wanted: set[int]) -> dict[int, str]:
+    """The text of the given 1-based file lines (for quarantine), in one pass."""
+    found: dict[int, str] = {}
+    if not wanted:
+        return found
+    last = max(wanted)
+    with _open_binary(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if number in wanted:
+                found[number] = line.rstrip(b"\r\n").decode("utf-8", "replace")
+            if number >= last:
+                break
+    return found
 
 
 # --------------------------------------------------------------------------- landing
 
 
-def _landing_name(stream: Stream, load_id: int) -> str:
-    return f"{stream.name}__load_{load_id}"
+def _landing_name(stream: Stream, load_id: int, part: int) -> str:
+    return f"{stream.name}__load_{load_id}_p{part}"
 
 
 def _create_landing(
-    cur: psycopg.Cursor, stream: Stream, load_id: int, extra_columns: list[str]
+    cur: psycopg.Cursor, stream: Stream, load_id: int, part: int, first_row: int,
+    extra_columns: list[str],
 ) -> sql.Identifier:
-    table = sql.Identifier("raw", _landing_name(stream, load_id))
-    columns = [sql.SQL("{} text").format(sql.Identifier(name)) for name in stream.column_names]
+    table = sql.Identifier("raw_landing", _landing_name(stream, load_id, part))
+    columns = [
+        sql.SQL("{} {}").format(sql.Identifier(column.name), sql.SQL(column.sql_type))
+        for column in stream.columns
+    ]
     columns += [sql.SQL("{} text").format(sql.Identifier(name)) for name in extra_columns]
     columns += [
         sql.SQL("_extra jsonb"),
         sql.SQL("_load_id bigint not null default {}").format(sql.Literal(load_id)),
-        sql.SQL("_row_number bigint generated by default as identity (cache 100000)"),
+        sql.SQL(
+            "_row_number bigint generated by default as identity (start with {} cache 100000)"
+        ).format(sql.Literal(first_row)),
     ]
     cur.execute(sql.SQL("create table {} ({})").format(table, sql.SQL(", ").join(columns)))
     return table
+
+
+def _name_of(table: sql.Identifier) -> str:
+    """The table name of a schema-qualified identifier."""
+    return str(table._obj[-1])
 
 
 def _extra_name(index: int) -> str:
     return f"_extra_column_{index}"
 
 
-def _copy_csv_stream(
-    cur: psycopg.Cursor, table: sql.Identifier, targets: list[str], handle: IO[bytes]
-) -> None:
-    statement = sql.SQL("copy {} ({}) from stdin (format csv, header true)").format(
-        table, sql.SQL(", ").join(sql.Identifier(name) for name in targets)
-    )
-    with cur.copy(statement) as copy:
-        while chunk := handle.read(CHUNK_BYTES):
-            copy.write(chunk)
+@dataclass
+class _Columns:
+    """How a file's columns map onto the landing table."""
+
+    targets: list[str]  # landing column per file column, in file order
+    sources: list[str]  # the file's own names, in file order
+    extras: list[str] = field(default_factory=list)  # landing names of unknown columns
+
+    @classmethod
+    def of(cls, stream: Stream, names: list[str]) -> _Columns:
+        known = set(stream.column_names)
+        unknown = [name for name in names if name not in known]
+        extras = [_extra_name(index) for index in range(len(unknown))]
+        targets = [name if name in known else extras[unknown.index(name)] for name in names]
+        return cls(targets, names, extras)
+
+    def unknown_pairs(self) -> list[tuple[str, str]]:
+        return [
+            (source, target)
+            for source, target in zip(self.sources, self.targets, strict=True)
+            if target in self.extras
+        ]
 
 
-def _parse_csv_leniently(
-    path: Path, header_width: int
-) -> Iterator[tuple[int, list[str] | None, str, str]]:
-    """Row by row, for files COPY refused: (row number, fields or None, raw text, problem)."""
-    with _open_binary(path) as binary:
-        text = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")
-        reader = csv.reader(text, strict=True)
-        try:
-            next(reader)
-        except (StopIteration, csv.Error):
-            return
-        row_number = 0
-        while True:
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as error:
-                row_number += 1
-                yield row_number, None, "", f"malformed CSV ({error}); the rest of the file is unreadable"
-                return
-            row_number += 1
-            raw = ",".join(fields)
-            if any("\udc80" <= ch <= "\udcff" for field_ in fields for ch in field_):
-                yield row_number, None, raw.encode("utf-8", "replace").decode(), "row is not valid UTF-8"
-            elif len(fields) != header_width:
-                yield row_number, None, raw, (
-                    f"row has {len(fields)} fields, the header has {header_width}"
-                )
-            else:
-                yield row_number, fields, raw, ""
+def _connect_like(conn: psycopg.Connection) -> psycopg.Connection:
+    other = psycopg.connect(conn.info.dsn, password=conn.info.password or None)
+    other.execute("set timezone = 'UTC'")
+    other.commit()
+    return other
 
 
 # --------------------------------------------------------------------------- loader
 
 
-@dataclass
-class _Landed:
-    table: sql.Identifier
-    rows_read: int
-    parse_quarantined: int
-    raw_row_sql: sql.Composable
-    location_word: str
-    lines_table: sql.Identifier | None = None
-    extra_columns: list[str] = field(default_factory=list)
-    extra_sources: list[str] = field(default_factory=list)
-
-
 class Loader:
-    def __init__(self, conn: psycopg.Connection, progress: bool | None = None) -> None:
+    def __init__(
+        self, conn: psycopg.Connection, progress: bool | None = None, workers: int | None = None
+    ) -> None:
         self.conn = conn
         if progress is None:
             progress = sys.stderr.isatty() or os.environ.get("WAREHOUSE_PROGRESS") == "1"
         self.progress = progress
+        self.workers = workers or min(2, os.cpu_count() or 1)
         ensure_raw_schema(conn)
+        self._drop_abandoned_landings()
 
     # -- public
 
@@ -272,6 +339,8 @@ class Loader:
         fmt = file_format(path)
         result = FileResult(path, stream.name if stream else None, "loaded")
         try:
+            if not path.is_file():
+                raise RejectedFile("no such file")
             if fmt is None:
                 raise RejectedFile(
                     "unknown format: expected .csv, .csv.gz, .jsonl, .ndjson, .jsonl.gz, "
@@ -279,7 +348,7 @@ class Loader:
                 )
             if stream is None:
                 raise RejectedFile(
-                    "cannot tell the stream from the file name (expected a prefix of "
+                    "cannot tell the stream from the file name (expected a name starting with "
                     + ", ".join(STREAMS) + ")"
                 )
             digest = content_hash(path)
@@ -294,7 +363,7 @@ class Loader:
             self._record_rejection(path, stream, result.reason)
             return result
 
-    # -- steps
+    # -- bookkeeping
 
     def _already_loaded(self, digest: str) -> bool:
         row = self.conn.execute(
@@ -312,226 +381,474 @@ class Loader:
                 (stream.name if stream else None, path.name, str(path.resolve()), digest, reason),
             )
 
+    def _drop_abandoned_landings(self) -> None:
+        """Landing tables whose load died (its session lock is free) are dropped."""
+        rows = self.conn.execute(
+            "select tablename from pg_tables where schemaname = 'raw_landing'"
+        ).fetchall()
+        self.conn.commit()
+        for (name,) in rows:
+            match = re.search(r"__load_(\d+)_p\d+$", name)
+            if not match:
+                continue
+            load_id = int(match.group(1))
+            free = self.conn.execute(
+                "select pg_try_advisory_lock(%s, %s)", (LOAD_LOCK_CLASS, load_id)
+            ).fetchone()[0]
+            if free:
+                self.conn.execute(sql.SQL("drop table if exists {}").format(
+                    sql.Identifier("raw_landing", name)))
+                self.conn.execute("select pg_advisory_unlock(%s, %s)", (LOAD_LOCK_CLASS, load_id))
+            self.conn.commit()
+
+    # -- one file
+
     def _load(
         self, path: Path, stream: Stream, fmt: str, digest: str, result: FileResult
     ) -> FileResult:
         conn = self.conn
+        load_id = int(conn.execute("select nextval('raw.load_id_seq')").fetchone()[0])
+        conn.execute("select pg_advisory_lock(%s, %s)", (LOAD_LOCK_CLASS, load_id))
+        conn.commit()
+        parts: list[PartResult] = []
+        try:
+            if fmt == "csv":
+                parts = self._land_csv(path, stream, load_id)
+            elif fmt == "ndjson":
+                parts = [self._land_ndjson(path, stream, load_id)]
+            else:
+                parts = [self._land_parquet(path, stream, load_id)]
+            return self._publish(path, stream, fmt, digest, load_id, parts, result)
+        finally:
+            conn.rollback()
+            for part in parts:
+                conn.execute(sql.SQL("drop table if exists {}").format(
+                    sql.Identifier("raw_landing", part.table)))
+            conn.execute("select pg_advisory_unlock(%s, %s)", (LOAD_LOCK_CLASS, load_id))
+            conn.commit()
+
+    def _publish(
+        self, path: Path, stream: Stream, fmt: str, digest: str, load_id: int,
+        parts: list[PartResult], result: FileResult,
+    ) -> FileResult:
+        conn = self.conn
+        rows_read = sum(part.rows_read for part in parts)
+        rows_good = sum(part.rows_good for part in parts)
+        problems = [problem for part in parts for problem in part.problems]
         with conn.transaction():
-            cur = conn.cursor()
-            cur.execute("set local timezone = 'UTC'")
-            row = cur.execute(
-                "insert into raw.load_ledger (stream, file_name, file_path, file_format,"
-                " file_bytes, content_sha256) values (%s, %s, %s, %s, %s, %s)"
+            row = conn.execute(
+                "insert into raw.load_ledger (load_id, stream, file_name, file_path, file_format,"
+                " file_bytes, content_sha256, rows_read, rows_loaded, rows_quarantined,"
+                " storage_table) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " on conflict (content_sha256) do nothing returning load_id",
-                (stream.name, path.name, str(path.resolve()), fmt, path.stat().st_size, digest),
+                (
+                    load_id, stream.name, path.name, str(path.resolve()), fmt,
+                    path.stat().st_size, digest, rows_read, rows_good, len(problems),
+                    f"raw.{stream.name}",
+                ),
             ).fetchone()
             if row is None:
                 result.status = "already_loaded"
                 return result
-            load_id = int(row[0])
-            if fmt == "csv":
-                landed = self._land_csv(cur, path, stream, load_id)
-            elif fmt == "ndjson":
-                landed = self._land_ndjson(cur, path, stream, load_id)
+            if problems:
+                with conn.cursor().copy(
+                    "copy raw.quarantine (load_id, stream, file_name, row_number, location,"
+                    " raw_row, reason) from stdin"
+                ) as copy:
+                    for problem in problems:
+                        copy.write_row((
+                            load_id, stream.name, path.name, problem.row_number,
+                            problem.location, problem.raw_row, problem.reason,
+                        ))
+            parent = sql.Identifier("raw", stream.name)
+            if rows_good >= OWN_TABLE_MIN_ROWS:
+                for part in parts:
+                    landing = sql.Identifier("raw_landing", part.table)
+                    conn.execute(sql.SQL("alter table {} set schema raw").format(landing))
+                    child = sql.Identifier("raw", part.table)
+                    conn.execute(sql.SQL("alter table {} inherit {}").format(child, parent))
+                    conn.execute(sql.SQL("comment on table {} is {}").format(
+                        child, sql.Literal(f"Rows of {path.name}; part of raw.{stream.name}.")))
+                conn.execute(
+                    "update raw.load_ledger set storage_table = %s where load_id = %s",
+                    (", ".join(f"raw.{part.table}" for part in parts), load_id),
+                )
+                parts.clear()  # published: nothing left to drop
             else:
-                landed = self._land_parquet(cur, path, stream, load_id)
-            self._fold_extra_columns(cur, landed)
-            bad = self._quarantine(cur, stream, path, load_id, landed)
-            loaded = landed.rows_read - landed.parse_quarantined - bad
-            storage = self._store(cur, stream, landed, loaded, load_id)
-            cur.execute(
-                "update raw.load_ledger set rows_read = %s, rows_loaded = %s,"
-                " rows_quarantined = %s, storage_table = %s, loaded_at = clock_timestamp()"
-                " where load_id = %s",
-                (landed.rows_read, loaded, landed.parse_quarantined + bad, storage, load_id),
-            )
-            problems = cur.execute(
-                "select location || ': ' || reason from raw.quarantine where load_id = %s"
-                " order by row_number limit 3",
+                columns = sql.SQL(", ").join(
+                    sql.Identifier(name)
+                    for name in (*stream.column_names, "_extra", "_load_id", "_row_number")
+                )
+                for part in parts:
+                    conn.execute(sql.SQL("insert into {} ({}) select {} from {}").format(
+                        parent, columns, columns, sql.Identifier("raw_landing", part.table)))
+            conn.execute(
+                "update raw.load_ledger set loaded_at = clock_timestamp() where load_id = %s",
                 (load_id,),
-            ).fetchall()
+            )
         result.load_id = load_id
-        result.rows_read = landed.rows_read
-        result.rows_loaded = loaded
-        result.rows_quarantined = landed.parse_quarantined + bad
-        result.problems = [problem for (problem,) in problems]
+        result.rows_read = rows_read
+        result.rows_loaded = rows_good
+        result.rows_quarantined = len(problems)
+        ordered = sorted(problems, key=lambda problem: problem.row_number)
+        result.problems = [f"{problem.location}: {problem.reason}" for problem in ordered[:3]]
         return result
 
-    def _land_csv(self, cur: psycopg.Cursor, path: Path, stream: Stream, load_id: int) -> _Landed:
-        header = csv_header(path)
+    # -- CSV
+
+    def _land_csv(self, path: Path, stream: Stream, load_id: int) -> list[PartResult]:
+        header, header_bytes = csv_header(path)
         _check_columns(stream, header)
-        known = set(stream.column_names)
-        extras = [name for name in header if name not in known]
-        extra_columns = [_extra_name(index) for index in range(len(extras))]
-        targets = [name if name in known else extra_columns[extras.index(name)] for name in header]
-        table = _create_landing(cur, stream, load_id, extra_columns)
-        cur.execute("savepoint bulk_copy")
-        try:
-            with _progress(path, self.progress) as bar, _open_with_progress(path, bar) as handle:
-                _copy_csv_stream(cur, table, targets, handle)
-            rows = cur.execute(sql.SQL("select count(*) from {}").format(table)).fetchone()[0]
-            parse_quarantined = 0
-        except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat,
-                psycopg.errors.CharacterNotInRepertoire, OSError, EOFError) as error:
-            if isinstance(error, OSError | EOFError) and not isinstance(
-                error, gzip.BadGzipFile
-            ):
-                raise RejectedFile(f"cannot be read: {error}") from error
-            cur.execute("rollback to savepoint bulk_copy")
-            rows, parse_quarantined = self._copy_csv_leniently(
-                cur, path, stream, load_id, table, targets
-            )
-        raw_row = sql.SQL("concat_ws(',', {})").format(
-            sql.SQL(", ").join(
-                sql.SQL("case when {c} is null then '' when {c} ~ '[,\"\\n\\r]' then "
-                        "'\"' || replace({c}, '\"', '\"\"') || '\"' else {c} end").format(
-                    c=sql.Identifier(name)
+        columns = _Columns.of(stream, header)
+        pieces = plan_parts(path, header_bytes, self.workers)
+        progress = _Progress(path, self.progress)
+        results: list[PartResult | BaseException | None] = [None] * len(pieces)
+
+        def run(piece: Part) -> None:
+            conn = self.conn if piece.index == 0 else _connect_like(self.conn)
+            try:
+                results[piece.index] = self._copy_csv_piece(
+                    conn, path, stream, load_id, piece, columns, progress.update
                 )
-                for name in targets
-            )
-        )
-        return _Landed(
-            table, rows + parse_quarantined, parse_quarantined, raw_row, "row",
-            extra_columns=extra_columns, extra_sources=extras,
-        )
+            except BaseException as error:  # surfaced in the calling thread
+                conn.rollback()
+                results[piece.index] = error
+            finally:
+                if conn is not self.conn:
+                    conn.close()
 
-    def _copy_csv_leniently(
-        self, cur: psycopg.Cursor, path: Path, stream: Stream, load_id: int,
-        table: sql.Identifier, targets: list[str],
-    ) -> tuple[int, int]:
-        good = 0
-        bad_rows: list[tuple[int, str, str]] = []
-        statement = sql.SQL("copy {} ({}, _row_number) from stdin").format(
-            table, sql.SQL(", ").join(sql.Identifier(name) for name in targets)
-        )
+        threads = [threading.Thread(target=run, args=(piece,)) for piece in pieces[1:]]
+        for thread in threads:
+            thread.start()
+        run(pieces[0])
+        for thread in threads:
+            thread.join()
+        progress.close()
+        landed = [part for part in results if isinstance(part, PartResult)]
+        failures = [part for part in results if isinstance(part, BaseException)]
+        if failures:
+            for part in landed:
+                self.conn.execute(sql.SQL("drop table if exists {}").format(
+                    sql.Identifier("raw_landing", part.table)))
+            self.conn.commit()
+            if any(isinstance(error, _NeedsLenientParse) for error in failures):
+                return [self._land_csv_leniently(path, stream, load_id, columns)]
+            raise failures[0]
+        for part in landed:
+            self._resolve_skipped_rows(path, part, stream)
+        return landed  # type: ignore[return-value]
+
+    def _copy_csv_piece(
+        self, conn: psycopg.Connection, path: Path, stream: Stream, load_id: int, piece: Part,
+        columns: _Columns, advance: Callable[[int], None],
+    ) -> PartResult:
+        skipped: list[tuple[int, str, str]] = []
+
+        def on_notice(diagnostic: psycopg.errors.Diagnostic) -> None:
+            match = _SKIPPED_ROW.match(diagnostic.message_primary or "")
+            if match:
+                skipped.append((int(match.group(1)), match.group(2), match.group(3)))
+
+        conn.add_notice_handler(on_notice)
         try:
-            with cur.copy(statement) as copy:
-                for row_number, fields, raw, problem in _parse_csv_leniently(path, len(targets)):
-                    if fields is None:
-                        bad_rows.append((row_number, raw, problem))
-                        continue
-                    values: list[str | int | None] = [value if value != "" else None for value in fields]
-                    values.append(row_number)
-                    copy.write_row(values)
-                    good += 1
-        except (OSError, EOFError) as error:
-            raise RejectedFile(f"cannot be read: {error}") from error
-        self._insert_parse_problems(cur, stream, path, load_id, bad_rows, "row")
-        return good, len(bad_rows)
+            with conn.transaction():
+                cur = conn.cursor()
+                table = _create_landing(
+                    cur, stream, load_id, piece.index, piece.first_row, columns.extras
+                )
+                statement = sql.SQL(
+                    "copy {} ({}) from stdin (format csv, header {}, on_error ignore,"
+                    " log_verbosity verbose)"
+                ).format(
+                    table,
+                    sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets),
+                    sql.SQL("true" if piece.header else "false"),
+                )
+                try:
+                    with cur.copy(statement) as copy, _open_binary(path) as handle:
+                        handle.seek(piece.start)
+                        remaining = None if piece.end is None else piece.end - piece.start
+                        while remaining is None or remaining > 0:
+                            size = CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining)
+                            chunk = handle.read(size)
+                            if not chunk:
+                                break
+                            copy.write(chunk)
+                            if remaining is not None:
+                                remaining -= len(chunk)
+                            if not _compressed(path):
+                                advance(len(chunk))
+                    copied = cur.rowcount
+                except (psycopg.errors.BadCopyFileFormat, psycopg.errors.CharacterNotInRepertoire,
+                        psycopg.errors.UntranslatableCharacter) as error:
+                    raise _NeedsLenientParse(str(error)) from error
+                except (OSError, EOFError) as error:
+                    raise RejectedFile(f"cannot be read: {error}") from error
+                part = PartResult(_name_of(table))
+                for line, column, value in skipped:
+                    offset = piece.first_line - 1
+                    file_line = line + offset
+                    row_number = file_line - 1
+                    part.problems.append(Problem(
+                        row_number, f"line {file_line}", None,
+                        type_problem(stream.column(column), _unquote_notice(value))
+                        if column in stream.column_names else f"{column}: {value}",
+                    ))
+                self._fold_extra_columns(cur, table, columns)
+                part.problems += self._apply_rules(cur, stream, table, columns, "line")
+                part.rows_read = copied + len(skipped)
+                part.rows_good = copied - (len(part.problems) - len(skipped))
+                return part
+        finally:
+            conn.remove_notice_handler(on_notice)
 
-    def _insert_parse_problems(
-        self, cur: psycopg.Cursor, stream: Stream, path: Path, load_id: int,
-        problems: list[tuple[int, str, str]], location_word: str,
-    ) -> None:
-        if not problems:
-            return
-        cur.executemany(
-            "insert into raw.quarantine (load_id, stream, file_name, row_number, location,"
-            " raw_row, reason) values (%s, %s, %s, %s, %s, %s, %s)",
-            [
-                (load_id, stream.name, path.name, number, f"{location_word} {number}", raw, why)
-                for number, raw, why in problems
-            ],
+    def _resolve_skipped_rows(self, path: Path, part: PartResult, stream: Stream) -> None:
+        wanted = {
+            int(problem.location.split()[1]) for problem in part.problems if problem.raw_row is None
+        }
+        lines = _read_lines(path, wanted)
+        for problem in part.problems:
+            if problem.raw_row is None:
+                problem.raw_row = lines.get(int(problem.location.split()[1]))
+
+    def _land_csv_leniently(
+        self, path: Path, stream: Stream, load_id: int, columns: _Columns
+    ) -> PartResult:
+        """Row by row, for a CSV file COPY cannot parse (ragged rows, bad UTF-8, stray
+        quotes): good rows are COPYed as text, broken ones quarantined."""
+        conn = self.conn
+        problems: list[Problem] = []
+        good = 0
+        read = 0
+        width = len(columns.targets)
+        with conn.transaction():
+            cur = conn.cursor()
+            text_stream = _Text(stream)
+            table = _create_landing(cur, text_stream, load_id, 0, 1, columns.extras)
+            statement = sql.SQL("copy {} ({}, _row_number) from stdin").format(
+                table, sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets)
+            )
+            with cur.copy(statement) as copy, _open_binary(path) as binary:
+                text = io.TextIOWrapper(
+                    binary, encoding="utf-8", errors="surrogateescape", newline=""
+                )
+                reader = csv.reader(text, strict=True)
+                next(reader, None)
+                while True:
+                    try:
+                        fields = next(reader)
+                    except StopIteration:
+                        break
+                    except csv.Error as error:
+                        read += 1
+                        problems.append(Problem(
+                            read, f"line {reader.line_num}", None,
+                            f"malformed CSV ({error}); the rest of the file cannot be read",
+                        ))
+                        break
+                    read += 1
+                    raw = ",".join(fields).encode("utf-8", "surrogateescape").decode(
+                        "utf-8", "replace")
+                    location = f"line {reader.line_num}"
+                    if any("\udc80" <= ch <= "\udcff" for value in fields for ch in value):
+                        problems.append(Problem(read, location, raw, "row is not valid UTF-8"))
+                    elif len(fields) != width:
+                        problems.append(Problem(
+                            read, location, raw,
+                            f"row has {len(fields)} fields, the header has {width}",
+                        ))
+                    else:
+                        copy.write_row([*(value if value != "" else None for value in fields), read])
+                        good += 1
+            typed = _create_landing(cur, stream, load_id, 1, 1, columns.extras)
+            problems += self._cast_text_rows(cur, stream, table, typed, columns)
+            cur.execute(sql.SQL("drop table {}").format(table))
+            self._fold_extra_columns(cur, typed, columns)
+            problems += self._apply_rules(cur, stream, typed, columns, "row")
+        part = PartResult(_name_of(typed), read, read - len(problems), problems)
+        return part
+
+    def _cast_text_rows(
+        self, cur: psycopg.Cursor, stream: Stream, source: sql.Identifier,
+        target: sql.Identifier, columns: _Columns,
+    ) -> list[Problem]:
+        """Move text rows into the typed table; rows whose text is not of a column's type
+        become problems."""
+        present = set(columns.targets)
+
+        def value_of(column) -> sql.Composable:
+            if column.name in present:
+                return sql.Identifier(column.name)
+            return sql.SQL("null::text")
+
+        problem = format_problem(stream, value_of)
+        rows = cur.execute(
+            sql.SQL(
+                "select _row_number, {problem} from {source} where {problem} is not null"
+            ).format(problem=problem, source=source)
+        ).fetchall()
+        bad = [row_number for row_number, _ in rows]
+        typed_columns = [
+            name for name in (*stream.column_names, *columns.extras) if name in present
+        ]
+        casts = sql.SQL(", ").join(
+            sql.SQL("{}::{}").format(sql.Identifier(name), sql.SQL(
+                stream.column(name).sql_type if name in stream.column_names else "text"))
+            for name in typed_columns
         )
-
-    def _land_ndjson(
-        self, cur: psycopg.Cursor, path: Path, stream: Stream, load_id: int
-    ) -> _Landed:
-        lines = sql.Identifier(f"_lines_{load_id}")
         cur.execute(
             sql.SQL(
-                "create temp table {} (line text, line_number bigint generated always as "
-                "identity (cache 100000)) on commit drop"
-            ).format(lines)
+                "insert into {target} ({names}, _row_number) select {casts}, _row_number "
+                "from {source} where _row_number <> all(%s)"
+            ).format(
+                target=target,
+                names=sql.SQL(", ").join(sql.Identifier(name) for name in typed_columns),
+                casts=casts, source=source,
+            ),
+            (bad,),
         )
-        statement = sql.SQL(
-            "copy {} (line) from stdin (format csv, quote {}, delimiter {})"
-        ).format(lines, sql.Literal(_NO_QUOTE), sql.Literal(_NO_DELIMITER))
-        try:
-            with _progress(path, self.progress) as bar, _open_with_progress(path, bar) as handle:
-                with cur.copy(statement) as copy:
+        raw_rows = dict(cur.execute(
+            sql.SQL("select _row_number, concat_ws(',', {}) from {} where _row_number = any(%s)")
+            .format(sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets), source),
+            (bad,),
+        ).fetchall())
+        return [
+            Problem(row_number, f"row {row_number}", raw_rows.get(row_number), reason)
+            for row_number, reason in rows
+        ]
+
+    # -- NDJSON
+
+    def _land_ndjson(self, path: Path, stream: Stream, load_id: int) -> PartResult:
+        conn = self.conn
+        progress = _Progress(path, self.progress)
+        with conn.transaction():
+            cur = conn.cursor()
+            lines = sql.Identifier(f"_lines_{load_id}")
+            cur.execute(
+                sql.SQL(
+                    "create temp table {} (line text, line_number bigint generated always as "
+                    "identity (cache 100000)) on commit drop"
+                ).format(lines)
+            )
+            statement = sql.SQL(
+                "copy {} (line) from stdin (format csv, quote {}, delimiter {})"
+            ).format(lines, sql.Literal(_NO_QUOTE), sql.Literal(_NO_DELIMITER))
+            try:
+                with cur.copy(statement) as copy, _open_binary(path) as handle:
                     while chunk := handle.read(CHUNK_BYTES):
                         copy.write(chunk)
-        except (OSError, EOFError) as error:
-            raise RejectedFile(f"cannot be read as gzip/NDJSON: {error}") from error
-        except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as error:
-            raise RejectedFile(f"cannot be read as NDJSON: {error.diag.message_primary}") from error
-        table = _create_landing(cur, stream, load_id, [])
-        known = sql.SQL(", ").join(sql.Literal(name) for name in stream.column_names)
-        # blank lines are not records; a schema record is not data
-        cur.execute(
-            sql.SQL(
-                "create temp table {parsed} on commit drop as "
-                "select line_number, line, case when pg_input_is_valid(line, 'jsonb') "
-                "then line::jsonb end as record from {lines} where btrim(line) <> ''"
-            ).format(parsed=sql.Identifier(f"_parsed_{load_id}"), lines=lines)
-        )
-        parsed = sql.Identifier(f"_parsed_{load_id}")
-        cur.execute(
-            sql.SQL(
-                "delete from {} where jsonb_typeof(record) = 'object' "
-                "and record->>'_type' = 'schema'"
-            ).format(parsed)
-        )
-        first = cur.execute(
-            sql.SQL(
-                "select record from {} where jsonb_typeof(record) = 'object' "
-                "order by line_number limit 1"
-            ).format(parsed)
-        ).fetchone()
-        bad_count = cur.execute(
-            sql.SQL(
-                "insert into raw.quarantine (load_id, stream, file_name, row_number, location,"
-                " raw_row, reason) select %s, %s, %s, line_number, 'line ' || line_number, line,"
-                " case when record is null then 'line is not valid JSON'"
-                " else 'line is a JSON ' || jsonb_typeof(record) || ', not an object' end"
-                " from {} where record is null or jsonb_typeof(record) <> 'object'"
-            ).format(parsed),
-            (load_id, stream.name, path.name),
-        ).rowcount
-        total = cur.execute(sql.SQL("select count(*) from {}").format(parsed)).fetchone()[0]
-        if total > bad_count and first is not None:
-            present = set(first[0].keys())
-            missing = [name for name in stream.required if name not in present]
-            if missing:
-                absent = cur.execute(
-                    sql.SQL("select {} from {}").format(
-                        sql.SQL(", ").join(
-                            sql.SQL("not bool_or(record ? {})").format(sql.Literal(name))
-                            for name in missing
-                        ),
-                        parsed,
-                    )
-                ).fetchone()
-                never = [name for name, gone in zip(missing, absent, strict=True) if gone]
-                if never:
-                    raise RejectedFile(
-                        f"lacks required column(s) {', '.join(never)} for stream {stream.name}"
-                    )
-        cur.execute(
-            sql.SQL(
-                "insert into {table} ({columns}, _extra, _row_number) "
-                "select {values}, nullif(record - array[{known}]::text[], '{{}}'::jsonb), "
-                "line_number from {parsed} where jsonb_typeof(record) = 'object'"
-            ).format(
-                table=table,
-                columns=sql.SQL(", ").join(sql.Identifier(n) for n in stream.column_names),
-                values=sql.SQL(", ").join(
-                    sql.SQL("nullif(record->>{}, '')").format(sql.Literal(n))
-                    for n in stream.column_names
-                ),
-                known=known,
-                parsed=parsed,
+                        progress.update(len(chunk))
+            except (OSError, EOFError) as error:
+                raise RejectedFile(f"cannot be read: {error}") from error
+            except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as error:
+                raise RejectedFile(
+                    f"cannot be read as NDJSON: {error.diag.message_primary}"
+                ) from error
+            finally:
+                progress.close()
+            parsed = sql.Identifier(f"_parsed_{load_id}")
+            # blank lines are not records, nor is a schema record
+            cur.execute(
+                sql.SQL(
+                    "create temp table {parsed} on commit drop as "
+                    "select line_number, line, case when pg_input_is_valid(line, 'jsonb') "
+                    "then line::jsonb end as record from {lines} where btrim(line) <> ''"
+                ).format(parsed=parsed, lines=lines)
             )
-        )
-        raw_row = sql.SQL("(select p.line from {} as p where p.line_number = _row_number)").format(
-            parsed
-        )
-        return _Landed(table, total, bad_count, raw_row, "line", lines_table=lines)
+            cur.execute(
+                sql.SQL(
+                    "delete from {} where jsonb_typeof(record) = 'object' "
+                    "and record->>'_type' = 'schema'"
+                ).format(parsed)
+            )
+            problems = [
+                Problem(number, f"line {number}", line, reason)
+                for number, line, reason in cur.execute(
+                    sql.SQL(
+                        "select line_number, line, case when record is null then "
+                        "'line is not valid JSON' else 'line is a JSON ' || jsonb_typeof(record)"
+                        " || ', not an object' end from {} "
+                        "where record is null or jsonb_typeof(record) <> 'object'"
+                    ).format(parsed)
+                ).fetchall()
+            ]
+            total = cur.execute(sql.SQL("select count(*) from {}").format(parsed)).fetchone()[0]
+            self._reject_absent_required(cur, stream, parsed)
 
-    def _land_parquet(
-        self, cur: psycopg.Cursor, path: Path, stream: Stream, load_id: int
-    ) -> _Landed:
+            def value_of(column) -> sql.Composable:
+                return sql.SQL("record->>{}").format(sql.Literal(column.name))
+
+            format_reason = format_problem(stream, value_of)
+            table = _create_landing(cur, stream, load_id, 0, 1, [])
+            bad_format = cur.execute(
+                sql.SQL(
+                    "select line_number, line, reason from (select line_number, line, {} as reason"
+                    " from {} where jsonb_typeof(record) = 'object') as checked"
+                    " where reason is not null"
+                ).format(format_reason, parsed)
+            ).fetchall()
+            problems += [
+                Problem(number, f"line {number}", line, reason)
+                for number, line, reason in bad_format
+            ]
+            known = sql.SQL(", ").join(sql.Literal(name) for name in stream.column_names)
+            cur.execute(
+                sql.SQL(
+                    "insert into {table} ({columns}, _extra, _row_number) "
+                    "select {values}, nullif(record - array[{known}]::text[], '{{}}'::jsonb), "
+                    "line_number from {parsed} where jsonb_typeof(record) = 'object' "
+                    "and line_number <> all(%s)"
+                ).format(
+                    table=table,
+                    columns=sql.SQL(", ").join(sql.Identifier(n) for n in stream.column_names),
+                    values=sql.SQL(", ").join(
+                        sql.SQL("(nullif(record->>{}, ''))::{}").format(
+                            sql.Literal(column.name), sql.SQL(column.sql_type)
+                        )
+                        for column in stream.columns
+                    ),
+                    known=known,
+                    parsed=parsed,
+                ),
+                ([number for number, _, _ in bad_format],),
+            )
+            rule_problems = self._apply_rules(cur, stream, table, _Columns([], []), "line")
+            raw_lines = dict(cur.execute(
+                sql.SQL("select line_number, line from {} where line_number = any(%s)").format(
+                    parsed),
+                ([problem.row_number for problem in rule_problems],),
+            ).fetchall())
+            for problem in rule_problems:
+                problem.raw_row = raw_lines.get(problem.row_number)
+            problems += rule_problems
+        return PartResult(_name_of(table), total, total - len(problems), problems)
+
+    def _reject_absent_required(
+        self, cur: psycopg.Cursor, stream: Stream, parsed: sql.Identifier
+    ) -> None:
+        """A required field that no record of the file has is a missing column."""
+        flags = cur.execute(
+            sql.SQL("select count(*) filter (where jsonb_typeof(record) = 'object'), {} from {}")
+            .format(
+                sql.SQL(", ").join(
+                    sql.SQL("coalesce(bool_or(record ? {}), false)").format(sql.Literal(name))
+                    for name in stream.required
+                ),
+                parsed,
+            )
+        ).fetchone()
+        if flags[0] == 0:
+            return
+        missing = [name for name, seen in zip(stream.required, flags[1:], strict=True) if not seen]
+        if missing:
+            raise RejectedFile(
+                f"lacks required column(s) {', '.join(missing)} for stream {stream.name}"
+            )
+
+    # -- Parquet
+
+    def _land_parquet(self, path: Path, stream: Stream, load_id: int) -> PartResult:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -541,110 +858,107 @@ class Loader:
             raise RejectedFile(f"cannot be read as Parquet: {error}") from error
         names = [_normalise(name) for name in parquet.schema_arrow.names]
         _check_columns(stream, names)
-        known = set(stream.column_names)
-        extras = [name for name in names if name not in known]
-        extra_columns = [_extra_name(index) for index in range(len(extras))]
-        targets = [name if name in known else extra_columns[extras.index(name)] for name in names]
-        table = _create_landing(cur, stream, load_id, extra_columns)
-        statement = sql.SQL("copy {} ({}) from stdin (format csv)").format(
-            table, sql.SQL(", ").join(sql.Identifier(name) for name in targets)
-        )
-        rows = 0
-        try:
-            with cur.copy(statement) as copy:
-                for batch in parquet.iter_batches(batch_size=65_536):
-                    copy.write(_batch_as_csv(batch))
-                    rows += batch.num_rows
-        except (pa.ArrowException, OSError) as error:
-            raise RejectedFile(f"cannot be read as Parquet: {error}") from error
-        raw_row = sql.SQL("json_build_object({})::text").format(
-            sql.SQL(", ").join(
-                sql.SQL("{}, {}").format(sql.Literal(source), sql.Identifier(target))
-                for source, target in zip(names, targets, strict=True)
+        columns = _Columns.of(stream, names)
+        conn = self.conn
+        with conn.transaction():
+            cur = conn.cursor()
+            text_table = _create_landing(cur, _Text(stream), load_id, 0, 1, columns.extras)
+            statement = sql.SQL("copy {} ({}) from stdin (format csv)").format(
+                text_table, sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets)
             )
-        )
-        return _Landed(
-            table, rows, 0, raw_row, "row", extra_columns=extra_columns, extra_sources=extras
-        )
+            rows = 0
+            try:
+                with cur.copy(statement) as copy:
+                    for batch in parquet.iter_batches(batch_size=65_536):
+                        copy.write(_batch_as_csv(batch))
+                        rows += batch.num_rows
+            except (pa.ArrowException, OSError) as error:
+                raise RejectedFile(f"cannot be read as Parquet: {error}") from error
+            typed = _create_landing(cur, stream, load_id, 1, 1, columns.extras)
+            problems = self._cast_text_rows(cur, stream, text_table, typed, columns)
+            cur.execute(sql.SQL("drop table {}").format(text_table))
+            self._fold_extra_columns(cur, typed, columns)
+            problems += self._apply_rules(cur, stream, typed, columns, "row")
+        return PartResult(_name_of(typed), rows, rows - len(problems), problems)
 
-    def _fold_extra_columns(self, cur: psycopg.Cursor, landed: _Landed) -> None:
-        if not landed.extra_columns:
+    # -- shared steps
+
+    def _fold_extra_columns(
+        self, cur: psycopg.Cursor, table: sql.Identifier, columns: _Columns
+    ) -> None:
+        pairs = columns.unknown_pairs()
+        if not pairs:
             return
-        pairs = sql.SQL(", ").join(
-            sql.SQL("{}, {}").format(sql.Literal(source), sql.Identifier(target))
-            for source, target in zip(landed.extra_sources, landed.extra_columns, strict=True)
-        )
         cur.execute(
             sql.SQL(
                 "update {} set _extra = nullif(jsonb_strip_nulls(jsonb_build_object({})), "
                 "'{{}}'::jsonb)"
-            ).format(landed.table, pairs)
-        )
-
-    def _quarantine(
-        self, cur: psycopg.Cursor, stream: Stream, path: Path, load_id: int, landed: _Landed
-    ) -> int:
-        bad = cur.execute(
-            sql.SQL(
-                "insert into raw.quarantine (load_id, stream, file_name, row_number, location,"
-                " raw_row, reason) select %s, %s, %s, _row_number, {word} || ' ' || _row_number,"
-                " {raw_row}, reason from (select *, {problem} as reason from {table}) as checked"
-                " where reason is not null"
             ).format(
-                word=sql.Literal(landed.location_word),
-                raw_row=landed.raw_row_sql,
-                problem=problem_expression(stream),
-                table=landed.table,
-            ),
-            (load_id, stream.name, path.name),
-        ).rowcount
-        if bad:
-            cur.execute(
-                sql.SQL(
-                    "delete from {} as landed using raw.quarantine as q where q.load_id = %s"
-                    " and landed._row_number = q.row_number"
-                ).format(landed.table),
-                (load_id,),
+                table,
+                sql.SQL(", ").join(
+                    sql.SQL("{}, {}").format(sql.Literal(source), sql.Identifier(target))
+                    for source, target in pairs
+                ),
             )
-        return bad
+        )
+        for _, target in pairs:
+            cur.execute(
+                sql.SQL("alter table {} drop column {}").format(table, sql.Identifier(target))
+            )
 
-    def _store(
-        self, cur: psycopg.Cursor, stream: Stream, landed: _Landed, loaded: int, load_id: int
-    ) -> str:
-        for column in landed.extra_columns:
-            cur.execute(
-                sql.SQL("alter table {} drop column {}").format(
-                    landed.table, sql.Identifier(column)
-                )
+    def _apply_rules(
+        self, cur: psycopg.Cursor, stream: Stream, table: sql.Identifier, columns: _Columns,
+        location_word: str,
+    ) -> list[Problem]:
+        """Rows that break a rule leave the landing table and become problems."""
+        names = columns.sources or list(stream.column_names)
+        present = [name for name in names if name in stream.column_names]
+        raw_row = sql.SQL("concat_ws(',', {})").format(
+            sql.SQL(", ").join(
+                sql.SQL("coalesce({}::text, '')").format(sql.Identifier(name)) for name in present
             )
-        parent = sql.Identifier("raw", stream.name)
-        cur.execute(
-            sql.SQL("alter table {} alter column _row_number drop identity").format(landed.table)
-        )
-        if loaded >= OWN_TABLE_MIN_ROWS:
-            cur.execute(sql.SQL("alter table {} inherit {}").format(landed.table, parent))
-            cur.execute(
-                sql.SQL("comment on table {} is {}").format(
-                    landed.table,
-                    sql.Literal(f"Rows of one loaded file; part of raw.{stream.name}."),
-                )
+        ) if present else sql.SQL("null::text")
+        rows = cur.execute(
+            sql.SQL(
+                "delete from {table} where _row_number in (select _row_number from {table} "
+                "where ({problem}) is not null) returning _row_number, {raw_row}, {problem}"
+            ).format(table=table, problem=rule_problem(stream), raw_row=raw_row)
+        ).fetchall()
+        word = location_word
+        return [
+            Problem(
+                row_number,
+                f"{word} {row_number + 1 if word == 'line' and columns.sources else row_number}",
+                raw, reason,
             )
-            return f"raw.{_landing_name(stream, load_id)}"
-        columns = sql.SQL(", ").join(
-            sql.Identifier(name)
-            for name in (*stream.column_names, "_extra", "_load_id", "_row_number")
-        )
-        cur.execute(
-            sql.SQL("insert into {} ({}) select {} from {}").format(
-                parent, columns, columns, landed.table
-            )
-        )
-        cur.execute(sql.SQL("drop table {}").format(landed.table))
-        return f"raw.{stream.name}"
+            for row_number, raw, reason in rows
+        ]
+
+
+class _NeedsLenientParse(Exception):
+    """COPY could not parse the file's structure; fall back to a row-by-row reader."""
+
+
+def _Text(stream: Stream) -> Stream:
+    """The same stream with every column as text (landing for row-by-row parsing)."""
+    from dataclasses import replace
+
+    from loaders.streams import TEXT
+
+    return replace(stream, columns=tuple(replace(column, kind=TEXT) for column in stream.columns))
+
+
+def _unquote_notice(value: str) -> str:
+    value = value.strip()
+    if value.startswith('"') and value.endswith('"'):
+        return value[1:-1]
+    return value
 
 
 def _batch_as_csv(batch) -> bytes:
     """A Parquet record batch as CSV text: timestamps in UTC ISO 8601, lists as JSON."""
+    import json
+
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
@@ -654,9 +968,13 @@ def _batch_as_csv(batch) -> bytes:
         kind = column.type
         if pa.types.is_timestamp(kind):
             utc = column if kind.tz else pc.assume_timezone(column, "UTC")
-            column = pc.strftime(utc.cast(pa.timestamp("us", "UTC")), format="%Y-%m-%dT%H:%M:%S.%fZ")
-        elif pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_struct(kind) \
-                or pa.types.is_map(kind):
+            column = pc.strftime(
+                utc.cast(pa.timestamp("us", "UTC")), format="%Y-%m-%dT%H:%M:%S.%fZ"
+            )
+        elif (
+            pa.types.is_list(kind) or pa.types.is_large_list(kind)
+            or pa.types.is_struct(kind) or pa.types.is_map(kind)
+        ):
             column = pa.array(
                 [None if value is None else json.dumps(value) for value in column.to_pylist()],
                 pa.string(),
@@ -666,9 +984,7 @@ def _batch_as_csv(batch) -> bytes:
         columns.append(column)
     table = pa.table(columns, names=[f"c{index}" for index in range(len(columns))])
     sink = io.BytesIO()
-    pacsv.write_csv(
-        table, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed")
-    )
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
     return sink.getvalue()
 
 
@@ -678,8 +994,8 @@ _STREAM_ORDER = {name: index for index, name in enumerate(STREAMS)}
 
 
 def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
-    """Expand folders into their data files (streams in dependency order); returns
-    (files to load, non-data files skipped in folders)."""
+    """Expand folders into their data files (streams in dependency order, then by name);
+    returns (files to load, non-data files seen in folders)."""
     files: list[Path] = []
     skipped: list[Path] = []
     for path in paths:
@@ -712,9 +1028,5 @@ def load_paths(
     loader = Loader(conn, progress=progress)
     files, skipped = discover(paths)
     results = [FileResult(path, None, "skipped", reason="not a data file") for path in skipped]
-    for path in files:
-        if not path.exists():
-            results.append(FileResult(path, stream_name, "rejected", reason=f"{path}: no such file"))
-            continue
-        results.append(loader.load_file(path, stream))
+    results += [loader.load_file(path, stream) for path in files]
     return results

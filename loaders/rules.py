@@ -1,7 +1,10 @@
-"""Set-based validation: one SQL `case` expression per stream naming a row's first problem.
+"""Row rules of raw-inputs.md as SQL, generated from the stream declarations.
 
-Every rule of raw-inputs.md is written here once, as SQL generated from the stream
-declarations, and evaluated by PostgreSQL over a whole file at a time.
+Two layers, both set-based and evaluated by PostgreSQL over a whole file at a time:
+- type: is the text a UUID, a number, a timestamp, JSON? For CSV, COPY itself checks this
+  (`on_error ignore` reports each bad row); for NDJSON, `format_problem` does.
+- rules: required fields, ranges, lists, JSON shapes, cross-column rules, schema version,
+  checked on typed values by `rule_problem`.
 """
 
 from __future__ import annotations
@@ -19,128 +22,127 @@ from loaders.streams import (
     Stream,
 )
 
-# PostgreSQL's timestamptz input also takes words like 'now' or 'epoch': only ISO 8601 counts
-ISO_DATE_START = r"^\s*\d{4}-\d{2}-\d{2}"
+TYPE_PROBLEMS = {
+    UUID: "is not a UUID",
+    TIMESTAMP: "is not a valid timestamp",
+    NUMBER: "is not a number",
+    INTEGER: "is not a whole number",
+    JSON_ARRAY: "is not valid JSON",
+    JSON_OBJECT: "is not valid JSON",
+}
 
 
-def _shown(column: sql.Composable) -> sql.Composable:
-    return sql.SQL("coalesce(quote_literal(left({}, 80)), 'empty')").format(column)
+def type_problem(column: Column, value: str | None) -> str:
+    shown = "empty" if value is None else repr(value[:80])
+    return f"{column.name} {TYPE_PROBLEMS.get(column.kind, 'is not valid')}, got {shown}"
 
 
-def _format_checks(column: Column, ref: sql.Composable) -> list[tuple[sql.Composable, sql.Composable]]:
-    """(condition that is true when the value is bad, reason) pairs, checked in order."""
-    name = column.name
-    got = _shown(ref)
-    checks: list[tuple[sql.Composable, sql.Composable]] = []
+def _shown(ref: sql.Composable) -> sql.Composable:
+    return sql.SQL("coalesce(quote_literal(left({}::text, 80)), 'empty')").format(ref)
 
-    def reason(text: str, with_value: bool = True) -> sql.Composable:
-        if with_value:
-            return sql.SQL("{} || ', got ' || {}").format(sql.Literal(f"{name} {text}"), got)
-        return sql.Literal(f"{name} {text}")
 
-    if column.kind == UUID:
-        checks.append(
-            (sql.SQL("not pg_input_is_valid({}, 'uuid')").format(ref), reason("is not a UUID"))
+def _reason(column: Column, text: str, ref: sql.Composable) -> sql.Composable:
+    return sql.SQL("{} || ', got ' || {}").format(sql.Literal(f"{column.name} {text}"), _shown(ref))
+
+
+def format_problem(stream: Stream, value_of) -> sql.Composable:
+    """For text values (NDJSON): the first value that does not parse as its type, or null.
+
+    `value_of(column)` gives the SQL text expression of a column's value."""
+    branches: list[sql.Composable] = []
+    for column in stream.columns:
+        if column.sql_type == "text":
+            continue
+        ref = value_of(column)
+        branches.append(
+            sql.SQL("when {r} is not null and not pg_input_is_valid({r}, {t}) then {why}").format(
+                r=ref, t=sql.Literal(column.sql_type),
+                why=_reason(column, TYPE_PROBLEMS[column.kind], ref),
+            )
         )
-    elif column.kind == TIMESTAMP:
-        checks.append(
+    if not branches:
+        return sql.SQL("null::text")
+    return sql.SQL("case {} end").format(sql.SQL(" ").join(branches))
+
+
+def _column_rules(column: Column) -> list[tuple[sql.Composable, sql.Composable]]:
+    ref = sql.Identifier(column.name)
+    rules: list[tuple[sql.Composable, sql.Composable]] = []
+    if column.required:
+        rules.append(
             (
-                sql.SQL(
-                    "case when pg_input_is_valid({r}, 'timestamptz') then {r} !~ {iso} "
-                    "else true end"
-                ).format(r=ref, iso=sql.Literal(ISO_DATE_START)),
-                reason("is not an ISO 8601 timestamp"),
+                sql.SQL("{} is null").format(ref),
+                sql.Literal(f"{column.name} is required but missing or empty"),
             )
         )
-    elif column.kind in (NUMBER, INTEGER):
-        # numeric input also takes NaN and Infinity, which are not measurements
-        checks.append(
+    if column.kind == NUMBER:
+        rules.append(
             (
-                sql.SQL(
-                    "not pg_input_is_valid({r}, 'numeric') or strpos(lower({r}), 'n') > 0"
-                ).format(r=ref),
-                reason("is not a number"),
+                sql.SQL("{} in ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)").format(ref),
+                _reason(column, "is not a finite number", ref),
             )
         )
-        if column.kind == INTEGER:
-            checks.append(
-                (
-                    sql.SQL(
-                        "not pg_input_is_valid({r}, 'bigint') "
-                        "and {r}::numeric <> trunc({r}::numeric)"
-                    ).format(r=ref),
-                    reason("is not a whole number"),
-                )
+    if column.kind == TIMESTAMP:
+        rules.append(
+            (sql.SQL("not isfinite({})").format(ref), _reason(column, "is not a finite timestamp", ref))
+        )
+    if column.minimum is not None:
+        rules.append(
+            (
+                sql.SQL("{} < {}").format(ref, sql.Literal(column.minimum)),
+                _reason(column, f"must be >= {column.minimum:g}", ref),
             )
-        if column.minimum is not None:
-            checks.append(
-                (
-                    sql.SQL("{}::numeric < {}").format(ref, sql.Literal(column.minimum)),
-                    reason(f"must be >= {column.minimum:g}"),
-                )
+        )
+    if column.maximum is not None:
+        rules.append(
+            (
+                sql.SQL("{} > {}").format(ref, sql.Literal(column.maximum)),
+                _reason(column, f"must be <= {column.maximum:g}", ref),
             )
-        if column.maximum is not None:
-            checks.append(
-                (
-                    sql.SQL("{}::numeric > {}").format(ref, sql.Literal(column.maximum)),
-                    reason(f"must be <= {column.maximum:g}"),
-                )
-            )
-    elif column.kind in (JSON_ARRAY, JSON_OBJECT):
+        )
+    if column.kind in (JSON_ARRAY, JSON_OBJECT):
         expected = "array" if column.kind == JSON_ARRAY else "object"
-        checks.append(
-            (sql.SQL("not pg_input_is_valid({}, 'jsonb')").format(ref), reason("is not valid JSON"))
-        )
-        checks.append(
+        rules.append(
             (
-                sql.SQL("jsonb_typeof({}::jsonb) <> {}").format(ref, sql.Literal(expected)),
-                reason(f"must be a JSON {expected}"),
+                sql.SQL("jsonb_typeof({}) <> {}").format(ref, sql.Literal(expected)),
+                _reason(column, f"must be a JSON {expected}", ref),
             )
         )
-        if column.kind == JSON_ARRAY:
-            checks.append(
-                (
-                    sql.SQL(
-                        "exists (select from jsonb_array_elements({}::jsonb) as element "
-                        "where jsonb_typeof(element) <> 'string')"
-                    ).format(ref),
-                    reason("must be a JSON array of strings"),
-                )
+    if column.kind == JSON_ARRAY:
+        rules.append(
+            (
+                sql.SQL(
+                    "jsonb_typeof({r}) = 'array' and exists (select from jsonb_array_elements({r})"
+                    " as element where jsonb_typeof(element) <> 'string')"
+                ).format(r=ref),
+                _reason(column, "must be a JSON array of strings", ref),
             )
+        )
     if column.allowed:
-        checks.append(
+        rules.append(
             (
                 sql.SQL("{} not in ({})").format(
                     ref, sql.SQL(", ").join(sql.Literal(value) for value in column.allowed)
                 ),
-                reason("must be one of " + ", ".join(column.allowed)),
+                _reason(column, "must be one of " + ", ".join(column.allowed), ref),
             )
         )
     if column.allowed_query:
-        checks.append(
+        rules.append(
             (
                 sql.SQL("{} not in ({})").format(ref, sql.SQL(column.allowed_query)),
-                reason("is not a known value"),
+                _reason(column, "is not a known value", ref),
             )
         )
-    return checks
+    return rules
 
 
-def problem_expression(stream: Stream) -> sql.Composable:
-    """A SQL expression: null for a good row, else the reason of its first problem."""
+def rule_problem(stream: Stream) -> sql.Composable:
+    """For typed rows: the reason of a row's first broken rule, or null when it is valid."""
     branches: list[sql.Composable] = []
     for column in stream.columns:
-        ref = sql.Identifier(column.name)
-        if column.required:
-            branches.append(
-                sql.SQL("when {} is null then {}").format(
-                    ref, sql.Literal(f"{column.name} is required but missing or empty")
-                )
-            )
-        for condition, reason in _format_checks(column, ref):
-            branches.append(
-                sql.SQL("when {} is not null and ({}) then {}").format(ref, condition, reason)
-            )
+        for condition, reason in _column_rules(column):
+            branches.append(sql.SQL("when {} then {}").format(condition, reason))
     for rule in stream.row_rules:
         branches.append(
             sql.SQL("when {} then {}").format(sql.SQL(rule.condition_sql), sql.Literal(rule.reason))

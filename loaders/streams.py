@@ -173,7 +173,7 @@ ATTEMPTS = Stream(
     ),
     row_rules=(
         RowRule(
-            "ended_at::timestamptz < started_at::timestamptz", "ended_at is before started_at"
+            "ended_at < started_at", "ended_at is before started_at"
         ),
     ),
 )
