@@ -208,3 +208,74 @@ def generate(scale: float, out_dir: Path, seed: int, formats: str, no_bad_rows: 
     for stream, rows in counts.items():
         click.echo(f"{stream}: {rows} rows")
     click.echo(f"written to {out_dir}")
+
+
+# --------------------------------------------------------------------------- demo
+
+DEMO_TOUR = """
+The warehouse is built. Try, with `eval "$(.venv/bin/warehouse db env)"` and psql
+(`.venv/bin/warehouse db shell`):
+
+  -- this month's leaderboard per organisation
+  select org_id, user_id, avg_score, rank from marts.mv_leaderboard_month
+  where month = date_trunc('month', now()) order by org_id, rank limit 10;
+
+  -- who is improving, and how fast
+  select user_id, metric, trend_direction, velocity_per_week
+  from marts.user_metric_trends where trend_direction = 'improving' limit 10;
+
+  -- practice habits in each learner's own time zone
+  select user_id, current_streak_days, longest_streak_days, preferred_hour_of_day
+  from marts.user_practice_habits order by current_streak_days desc limit 10;
+
+  -- what the loaders set aside, and why
+  select file_name, location, reason from raw.quarantine limit 10;
+
+Exports were written to {exports}; pull any view yourself with
+  psql -c "\\copy (select * from exports.attempts) to 'attempts.csv' csv header"
+Metabase: connect as role `reporting` (read-only; sees marts and exports).
+"""
+
+
+@main.command()
+@click.option("--scale", type=float, default=1.0, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Where exports go (default: demo_out/ in the project).")
+def demo(scale: float, seed: int, out_dir: Path | None) -> None:
+    """Generate a realistic synthetic data set, load it, build, export, and show a tour."""
+    from loaders.db import connect
+    from loaders.generate import generate as write_data
+    from loaders.load import load_paths
+    from loaders.paths import project_root, state_dir
+
+    data_dir = state_dir() / f"demo-data-scale{scale:g}-seed{seed}"
+    if not (data_dir / "manifest.json").exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        click.echo(f"generating demo data (scale {scale:g}) in {data_dir}")
+        write_data(data_dir, scale=scale, seed=seed)
+    with connect() as conn:
+        results = load_paths(conn, [data_dir])
+    for result in results:
+        if result.status != "skipped":
+            click.echo(result.line())
+    status = dbt_command(["build"])
+    if status != 0:
+        click.echo("dbt build failed: see the output above", err=True)
+        sys.exit(status)
+    exports_dir = out_dir or project_root() / "demo_out"
+    _write_demo_exports(exports_dir)
+    click.echo(DEMO_TOUR.format(exports=exports_dir))
+
+
+def _write_demo_exports(exports_dir: Path) -> None:
+    try:
+        from loaders import export as exporter
+    except ImportError:
+        click.echo("(export module not installed: skipping exports)")
+        return
+    exports_dir.mkdir(parents=True, exist_ok=True)
+    for view in exporter.EXPORT_VIEWS:
+        target = exports_dir / f"{view}.csv"
+        rows = exporter.export_view(view, "csv", target)
+        click.echo(f"exported {view}: {rows} rows -> {target}")

@@ -33,26 +33,26 @@ Schema = tuple[tuple[str, str], ...]
 
 SCHEMAS: dict[str, Schema] = {
     "orgs": (
-        ("org_id", "str"), ("name", "str"), ("plan", "str"),
+        ("org_id", "token"), ("name", "str"), ("plan", "token"),
         ("created_at", "ts"), ("updated_at", "ts"),
     ),
     "users": (
-        ("user_id", "str"), ("org_id", "str"), ("name", "str"), ("email", "str"),
-        ("role", "str"), ("team", "str"), ("manager_id", "str"), ("timezone", "str"),
+        ("user_id", "token"), ("org_id", "token"), ("name", "str"), ("email", "str"),
+        ("role", "token"), ("team", "str"), ("manager_id", "token"), ("timezone", "token"),
         ("created_at", "ts"), ("updated_at", "ts"),
     ),
     "scenarios": (
-        ("scenario_id", "str"), ("org_id", "str"), ("title", "str"), ("difficulty", "str"),
-        ("category", "str"), ("created_at", "ts"), ("updated_at", "ts"),
+        ("scenario_id", "token"), ("org_id", "token"), ("title", "str"), ("difficulty", "token"),
+        ("category", "token"), ("created_at", "ts"), ("updated_at", "ts"),
     ),
     "attempts": (
-        ("attempt_id", "str"), ("org_id", "str"), ("user_id", "str"), ("scenario_id", "str"),
-        ("status", "str"), ("score", "float"), ("duration_seconds", "int"), ("talk_ms", "int"),
+        ("attempt_id", "token"), ("org_id", "token"), ("user_id", "token"), ("scenario_id", "token"),
+        ("status", "token"), ("score", "float"), ("duration_seconds", "int"), ("talk_ms", "int"),
         ("listen_ms", "int"), ("started_at", "ts"), ("ended_at", "ts"), ("updated_at", "ts"),
     ),
     "sessions": (
-        ("session_id", "str"), ("org_id", "str"), ("user_id", "str"), ("attempt_id", "str"),
-        ("session_type", "str"), ("started_at", "ts"), ("duration_ms", "int"),
+        ("session_id", "token"), ("org_id", "token"), ("user_id", "token"), ("attempt_id", "token"),
+        ("session_type", "token"), ("started_at", "ts"), ("duration_ms", "int"),
         ("words_spoken", "int"), ("score", "float"), ("pronunciation_score", "float"),
         ("fluency_score", "float"), ("grammar_score", "float"), ("pace_wpm", "float"),
         ("pitch_hz", "float"), ("volume_db", "float"), ("pauses_per_min", "float"),
@@ -61,8 +61,8 @@ SCHEMAS: dict[str, Schema] = {
         ("updated_at", "ts"),
     ),
     "kpi_events": (
-        ("event_id", "str"), ("attempt_id", "str"), ("session_id", "str"), ("org_id", "str"),
-        ("user_id", "str"), ("scenario_id", "str"), ("event_type", "str"),
+        ("event_id", "token"), ("attempt_id", "token"), ("session_id", "token"), ("org_id", "token"),
+        ("user_id", "token"), ("scenario_id", "token"), ("event_type", "token"),
         ("event_value", "json"), ("timestamp_ms", "int"), ("occurred_at", "tsms"),
     ),
 }
@@ -348,11 +348,13 @@ _BASE62 = np.frombuffer(
 _UUID_SLOTS = ((0, 8, 0), (9, 13, 8), (14, 18, 12), (19, 23, 16), (24, 36, 20))
 
 
-def _fixed_strings(chars: np.ndarray) -> pa.Array:
+def _fixed_strings(chars: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     n, width = chars.shape
     offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
     data = np.ascontiguousarray(chars, dtype=np.uint8)
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+    nulls = None if valid is None or valid.all() else np.packbits(valid, bitorder="little")
+    bitmap = None if nulls is None else pa.py_buffer(nulls)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), bitmap)
 
 
 def _uuids(rng: np.random.Generator, n: int) -> pa.Array:
@@ -502,15 +504,19 @@ def _table(
 
 
 _ARROW_TYPES = {
-    "str": pa.string(), "json": pa.string(), "int": pa.int64(), "float": pa.float64(),
+    "str": pa.string(),
+    "token": pa.string(), "json": pa.string(), "int": pa.int64(), "float": pa.float64(),
     "ts": pa.timestamp("ms", tz="UTC"), "tsms": pa.timestamp("ms", tz="UTC"),
     "list": pa.list_(pa.string()),
 }
 _JSON_TYPES = {
-    "str": "string", "json": "object", "int": "integer", "float": "number",
+    "str": "string",
+    "token": "string", "json": "object", "int": "integer", "float": "number",
     "ts": "timestamp", "tsms": "timestamp", "list": "array<string>",
 }
 _TS_KINDS = ("ts", "tsms")
+_QUOTABLE_KINDS = ("str", "json", "list")
+_QUOTED_JSON_KINDS = ("str", "token", *_TS_KINDS)
 
 
 def _arrow(kind: str, values: Any) -> pa.Array:
@@ -1135,40 +1141,70 @@ def _n_chunks(stream: str, rows: int) -> int:
 # --- serialisation -------------------------------------------------------------------------
 
 
+def _digit_table(count: int, width: int) -> np.ndarray:
+    values = np.arange(count)
+    powers = 10 ** np.arange(width - 1, -1, -1)
+    return (48 + values[:, None] // powers % 10).astype(np.uint8)
+
+
+def _time_table() -> np.ndarray:
+    pairs = _digit_table(60, 2)
+    secs = np.arange(DAY_S)
+    out = np.full((DAY_S, 8), ord(":"), dtype=np.uint8)
+    out[:, 0:2] = pairs[secs // 3600]
+    out[:, 3:5] = pairs[secs // 60 % 60]
+    out[:, 6:8] = pairs[secs % 60]
+    return out
+
+
+_TIME_OF_DAY = _time_table()
+_MILLIS = _digit_table(1000, 3)
+
+
+def _date_table(first_day: int, n_days: int) -> np.ndarray:
+    text = np.datetime_as_string(np.arange(first_day, first_day + n_days).astype("datetime64[D]"))
+    return np.frombuffer(text.astype("S10").tobytes(), dtype=np.uint8).reshape(n_days, 10)
+
+
 def _iso_chars(ms: np.ndarray, millis: bool) -> np.ndarray:
     days, rem = np.divmod(ms, DAY_MS)
-    date = days.astype("datetime64[D]")
-    months = date.astype("datetime64[M]")
-    month_index = months.astype(np.int64)
     secs, msec = np.divmod(rem, 1000)
-    hour, secs = np.divmod(secs, 3600)
-    minute, second = np.divmod(secs, 60)
-    fields = [
-        (0, month_index // 12 + 1970, 4), (5, month_index % 12 + 1, 2),
-        (8, (date - months).astype(np.int64) + 1, 2), (11, hour, 2), (14, minute, 2),
-        (17, second, 2),
-    ]
-    template = b"0000-00-00T00:00:00.000" if millis else b"0000-00-00T00:00:00"
-    out = np.tile(np.frombuffer(template, dtype=np.uint8), (len(ms), 1))
+    width = 24 if millis else 20
+    out = np.empty((len(ms), width), dtype=np.uint8)
+    if not len(ms):
+        return out
+    first = int(days.min())
+    out[:, :10] = _date_table(first, int(days.max()) - first + 1)[days - first]
+    out[:, 10] = ord("T")
+    out[:, 11:19] = _TIME_OF_DAY[secs]
     if millis:
-        fields.append((20, msec, 3))
-    for start, values, width in fields:
-        for k in range(width):
-            out[:, start + k] = 48 + (values // 10 ** (width - 1 - k)) % 10
+        out[:, 19] = ord(".")
+        out[:, 20:23] = _MILLIS[msec]
+    out[:, -1] = ord("Z")
     return out
 
 
 def _ts_text(col: pa.Array, millis: bool, style: np.ndarray) -> pa.Array:
     valid = col.is_valid().to_numpy(zero_copy_only=False)
     ms = pc.fill_null(col.cast(pa.int64()), 0).to_numpy()
-    base = _fixed_strings(_iso_chars(ms + _STYLE_OFFSET_MS[style], millis))
-    text = pc.binary_join_element_wise(base, _STYLE_SUFFIX.take(pa.array(style)), "")
-    text = pc.if_else(pa.array(valid), text, pa.scalar(None, pa.string()))
+    text = _fixed_strings(_iso_chars(ms, millis), valid)
+    special = (style != 0) & valid
+    if not special.any():
+        return text
+    rows = np.flatnonzero(special)
+    return pc.replace_with_mask(text, pa.array(special), _styled_ts(ms[rows], style[rows], millis))
+
+
+def _styled_ts(ms: np.ndarray, style: np.ndarray, millis: bool) -> pa.Array:
+    """Timestamps rendered with a numeric UTC offset, without any offset, or unparseable."""
+    local = _fixed_strings(_iso_chars(ms + _STYLE_OFFSET_MS[style], millis))
+    bare = pc.utf8_slice_codeunits(local, 0, 23 if millis else 19)
+    text = pc.binary_join_element_wise(bare, _STYLE_SUFFIX.take(pa.array(style)), "")
     bad = style == STYLE_BAD
-    if bad.any():
-        junk = [_BAD_TIMESTAMPS[i % len(_BAD_TIMESTAMPS)] for i in range(int(bad.sum()))]
-        text = pc.replace_with_mask(text, pa.array(bad), pa.array(junk, pa.string()))
-    return text
+    if not bad.any():
+        return text
+    junk = [_BAD_TIMESTAMPS[i % len(_BAD_TIMESTAMPS)] for i in range(int(bad.sum()))]
+    return pc.replace_with_mask(text, pa.array(bad), pa.array(junk, pa.string()))
 
 
 def _list_json(col: pa.Array) -> pa.Array:
@@ -1213,9 +1249,9 @@ def _csv_cell(text: pa.Array) -> pa.Array:
 
 
 def _json_field(name: str, kind: str, text: pa.Array) -> pa.Array:
-    if kind in ("str", *_TS_KINDS):
-        if pc.any(pc.match_substring_regex(text, r'["\\]')).as_py():
-            text = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), '"', '\\"')
+    if kind == "str" and pc.any(pc.match_substring_regex(text, r'["\\]')).as_py():
+        text = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), '"', '\\"')
+    if kind in _QUOTED_JSON_KINDS:
         text = pc.binary_join_element_wise('"', text, '"', "")
     return pc.fill_null(pc.binary_join_element_wise(f',"{name}":', text, ""), "")
 
@@ -1234,7 +1270,7 @@ def _csv_header(schema: Schema, stream: str) -> bytes:
 
 def _csv_lines(table: pa.Table, schema: Schema) -> pa.Buffer:
     cells = [
-        pc.fill_null(text, "") if kind in ("int", "float") else _csv_cell(text)
+        _csv_cell(text) if kind in _QUOTABLE_KINDS else pc.fill_null(text, "")
         for (_, kind), text in zip(schema, _texts(table, schema), strict=True)
     ]
     cells[-1] = pc.binary_join_element_wise(cells[-1], "\n", "")

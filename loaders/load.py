@@ -234,17 +234,36 @@ class _Progress:
 
 
 def _read_lines(path: Path, wanted: set[int]) -> dict[int, str]:
-    """The text of the given 1-based file lines (for quarantine), in one pass."""
+    """The text of the given 1-based file lines (for quarantine), in one pass that skips
+    whole blocks holding none of them."""
     found: dict[int, str] = {}
     if not wanted:
         return found
-    last = max(wanted)
+    targets = sorted(wanted)
+    next_target = 0
+    line = 1  # number of the line that starts at the current position
+    carry = b""
     with _open_binary(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if number in wanted:
-                found[number] = line.rstrip(b"\r\n").decode("utf-8", "replace")
-            if number >= last:
+        while next_target < len(targets):
+            block = handle.read(8 * CHUNK_BYTES)
+            if not block:
+                if carry and line == targets[next_target]:
+                    found[line] = carry.rstrip(b"\r\n").decode("utf-8", "replace")
                 break
+            block = carry + block
+            newlines = block.count(b"\n")
+            if targets[next_target] > line + newlines:
+                cut = block.rfind(b"\n") + 1
+                carry = block[cut:]
+                line += newlines
+                continue
+            pieces = block.split(b"\n")
+            carry = pieces.pop()
+            for piece in pieces:
+                if next_target < len(targets) and line == targets[next_target]:
+                    found[line] = piece.rstrip(b"\r").decode("utf-8", "replace")
+                    next_target += 1
+                line += 1
     return found
 
 
@@ -595,7 +614,9 @@ class Loader:
                         if column in stream.column_names else f"{column}: {value}",
                     ))
                 self._fold_extra_columns(cur, table, columns)
-                part.problems += self._apply_rules(cur, stream, table, columns, "line")
+                for problem in self._apply_rules(cur, stream, table, columns, "line"):
+                    problem.raw_row = None  # the file's own line is read back verbatim
+                    part.problems.append(problem)
                 part.rows_read = copied + len(skipped)
                 part.rows_good = copied - (len(part.problems) - len(skipped))
                 return part

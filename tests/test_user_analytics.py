@@ -87,7 +87,8 @@ def _typed(column: Column, value: Any) -> Any:
     if column.kind == UUID:
         if not _UUID_RE.match(str(value).strip()):
             raise _Bad(f"{column.name} not a uuid")
-        return str(value).strip().replace("-", "").lower()
+        flat = str(value).strip().replace("-", "").lower()
+        return f"{flat[:8]}-{flat[8:12]}-{flat[12:16]}-{flat[16:20]}-{flat[20:]}"
     if column.kind == TIMESTAMP:
         if isinstance(value, dt.datetime):
             stamp = pd.Timestamp(value)

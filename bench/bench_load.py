@@ -1,0 +1,245 @@
+"""Load and build benchmark at realistic scale (not part of the test suite).
+
+Measured in one run, on the same generated CSV files of KPI events:
+- plain COPY of the files into an unlogged table of text columns (the yardstick);
+- plain COPY into a table of typed columns (what typing alone costs);
+- the warehouse loader (ledger, typing, validation, quarantine included);
+- dlt, the popular Python loading library, on its fastest documented path for Postgres
+  (Arrow tables written as CSV and COPYed), when `bench/setup_dlt.sh` has installed it;
+then the dbt build: full, and incremental after adding about 1% new data.
+
+Usage: .venv/bin/python bench/bench_load.py [--scale 100] [--data DIR] [--skip-dlt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from loaders.db import ensure_env  # noqa: E402
+from loaders.load import Loader, discover  # noqa: E402
+from loaders.streams import KPI_EVENTS  # noqa: E402
+
+DLT_PYTHON = ROOT / "bench" / ".venv-dlt" / "bin" / "python"
+RESULTS = ROOT / "bench" / "results"
+
+
+def admin() -> psycopg.Connection:
+    return psycopg.connect(dbname="postgres", autocommit=True)
+
+
+def fresh_database(name: str) -> dict[str, str]:
+    with admin() as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return {**os.environ, "PGDATABASE": name}
+
+
+def connect(name: str) -> psycopg.Connection:
+    conn = psycopg.connect(dbname=name)
+    conn.execute("set timezone = 'UTC'")
+    conn.commit()
+    return conn
+
+
+def copy_file(conn: psycopg.Connection, table: str, path: Path, columns: list[str]) -> int:
+    statement = sql.SQL("copy {} ({}) from stdin (format csv, header true)").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    with conn.cursor() as cur, cur.copy(statement) as copy, open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            copy.write(chunk)
+    conn.commit()
+    return cur.rowcount
+
+
+def header_of(path: Path) -> list[str]:
+    with open(path, encoding="utf-8") as handle:
+        return handle.readline().strip().split(",")
+
+
+def plain_copy(files: list[Path], typed: bool) -> tuple[float, int]:
+    name = "bench_plain_typed" if typed else "bench_plain_text"
+    fresh_database(name)
+    columns = header_of(files[0])
+    with connect(name) as conn:
+        if typed:
+            definition = ", ".join(
+                f'"{c}" {KPI_EVENTS.column(c).sql_type}' if c in KPI_EVENTS.column_names
+                else f'"{c}" text'
+                for c in columns
+            )
+            conn.execute(f"create table events ({definition})")
+        else:
+            conn.execute(
+                "create unlogged table events (" + ", ".join(f'"{c}" text' for c in columns) + ")"
+            )
+        conn.commit()
+        start = time.perf_counter()
+        rows = 0
+        for path in files:
+            try:
+                rows += copy_file(conn, "events", path, columns)
+            except psycopg.errors.DataError:
+                # typed COPY stops at the first bad row: count what it cannot take
+                conn.rollback()
+                return float("nan"), rows
+        return time.perf_counter() - start, rows
+
+
+def warehouse_load(data: Path, kpi_files: list[Path], database: str) -> tuple[float, int, int]:
+    fresh_database(database)
+    os.environ["PGDATABASE"] = database
+    files, _ = discover([data])
+    others = [path for path in files if path not in kpi_files]
+    with connect(database) as conn:
+        loader = Loader(conn, progress=False)
+        for path in others:
+            loader.load_file(path)
+        start = time.perf_counter()
+        loaded = quarantined = 0
+        for path in kpi_files:
+            result = loader.load_file(path)
+            loaded += result.rows_loaded
+            quarantined += result.rows_quarantined
+        return time.perf_counter() - start, loaded, quarantined
+
+
+def dlt_load(kpi_files: list[Path]) -> float | None:
+    if not DLT_PYTHON.exists():
+        return None
+    fresh_database("bench_dlt")
+    env = {**os.environ, "PGDATABASE": "bench_dlt"}
+    start = time.perf_counter()
+    subprocess.run(
+        [str(DLT_PYTHON), str(ROOT / "bench" / "dlt_load.py"), *map(str, kpi_files)],
+        check=True, env=env,
+    )
+    return time.perf_counter() - start
+
+
+def build(database: str, *args: str) -> float:
+    env = {**os.environ, "PGDATABASE": database, "DBT_TARGET_PATH": str(ROOT / "target" / "bench")}
+    start = time.perf_counter()
+    subprocess.run(
+        [str(Path(sys.executable).with_name("warehouse")), "build", *args],
+        check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=100.0)
+    parser.add_argument("--data", type=Path, default=ROOT / "bench" / "data")
+    parser.add_argument("--skip-dlt", action="store_true")
+    parser.add_argument("--skip-build", action="store_true")
+    args = parser.parse_args()
+
+    from loaders.generate import generate
+
+    ensure_env()
+    data = args.data / f"scale{args.scale:g}"
+    if not (data / "manifest.json").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        generate(data, scale=args.scale, seed=1, formats="csv")
+        print(f"generated scale {args.scale:g} in {time.perf_counter() - start:.0f} s")
+    kpi_files = sorted(
+        path for path in data.glob("kpi_events*.csv") if "redelivery" not in path.name
+    )
+    size = sum(path.stat().st_size for path in kpi_files)
+    print(f"{len(kpi_files)} KPI-event files, {size / 1e9:.2f} GB")
+
+    results: dict[str, float | int | None] = {}
+    text_s, rows = plain_copy(kpi_files, typed=False)
+    results.update(rows=rows, plain_text_copy_s=text_s)
+    print(f"plain COPY, text columns: {rows:,} rows in {text_s:.1f} s = {rows / text_s:,.0f} rows/s")
+    typed_s, _ = plain_copy(kpi_files, typed=True)
+    results["plain_typed_copy_s"] = typed_s
+    print(f"plain COPY, typed columns: {typed_s:.1f} s (nan: a bad row stopped it)")
+
+    load_s, loaded, quarantined = warehouse_load(data, kpi_files, "bench_warehouse")
+    results.update(loader_s=load_s, loader_loaded=loaded, loader_quarantined=quarantined)
+    print(
+        f"warehouse loader: {loaded:,} loaded + {quarantined:,} quarantined in {load_s:.1f} s"
+        f" = {rows / load_s:,.0f} rows/s = {text_s / load_s:.2f}x plain text COPY"
+    )
+    if not args.skip_dlt:
+        dlt_s = dlt_load(kpi_files)
+        results["dlt_s"] = dlt_s
+        if dlt_s is None:
+            print("dlt: not installed (run bench/setup_dlt.sh)")
+        else:
+            print(f"dlt (arrow -> csv -> COPY): {dlt_s:.1f} s = {text_s / dlt_s:.2f}x plain text COPY")
+
+    if not args.skip_build:
+        full_s = build("bench_warehouse", "--full-refresh")
+        extra = args.data / f"increment-of-scale{args.scale:g}"
+        if not (extra / "manifest.json").exists():
+            extra.mkdir(parents=True, exist_ok=True)
+            generate(extra, scale=args.scale / 100, seed=2, formats="csv", bad_rows=False,
+                     redeliveries=False)
+        with connect("bench_warehouse") as conn:
+            loader = Loader(conn, progress=False)
+            for path in discover([extra])[0]:
+                loader.load_file(path)
+        incremental_s = build("bench_warehouse")
+        results.update(build_full_s=full_s, build_incremental_s=incremental_s)
+        print(f"dbt build: full {full_s:.0f} s, incremental after +1% data {incremental_s:.0f} s"
+              f" ({100 * incremental_s / full_s:.0f}% of full)")
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "load.json").write_text(json.dumps(results, indent=2))
+    write_readme(results)
+
+
+def write_readme(results: dict) -> None:
+    lines = [
+        f"Measured by `bench/bench_load.py` in one run: {results['rows']:,} KPI events in CSV.",
+        "",
+        "| path | seconds | rows/s | vs plain text COPY |",
+        "|---|---|---|---|",
+    ]
+    rows = results["rows"]
+    for label, key in (
+        ("plain COPY into unlogged text columns (yardstick)", "plain_text_copy_s"),
+        ("plain COPY into typed columns", "plain_typed_copy_s"),
+        ("warehouse loader (typing, rules, quarantine, ledger)", "loader_s"),
+        ("dlt 1.31 (Arrow tables, csv loader format)", "dlt_s"),
+    ):
+        seconds = results.get(key)
+        if seconds is None or seconds != seconds:
+            continue
+        lines.append(
+            f"| {label} | {seconds:.1f} | {rows / seconds:,.0f} | "
+            f"{results['plain_text_copy_s'] / seconds:.2f}x |"
+        )
+    if "build_full_s" in results:
+        lines += [
+            "",
+            f"dbt build at this scale: full {results['build_full_s']:.0f} s; incremental after "
+            f"adding ~1% new data {results['build_incremental_s']:.0f} s "
+            f"({100 * results['build_incremental_s'] / results['build_full_s']:.0f}% of full).",
+        ]
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    block = "<!-- bench:load -->\n" + "\n".join(lines) + "\n<!-- /bench:load -->"
+    text = re.sub(r"<!-- bench:load -->.*<!-- /bench:load -->", block, text, flags=re.DOTALL)
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
