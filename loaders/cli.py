@@ -279,3 +279,100 @@ def _write_demo_exports(exports_dir: Path) -> None:
         target = exports_dir / f"{view}.csv"
         rows = exporter.export_view(view, "csv", target)
         click.echo(f"exported {view}: {rows} rows -> {target}")
+
+
+# --------------------------------------------------------------------------- export, check, run
+
+
+@main.command("export")
+@click.argument("view", required=False)
+@click.option("--format", "fmt", type=click.Choice(["csv", "ndjson", "parquet"]), default=None,
+              help="Output format (default csv; in an archive: csv, documents/events ndjson).")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="File to write ('-' = stdout); default exports_out/<view>.<format>.")
+@click.option("--org", "org_id", default=None, help="Only this organisation's rows.")
+@click.option("--gzip", "compress", is_flag=True,
+              help="gzip CSV/NDJSON (Parquet: gzip pages instead of snappy).")
+@click.option("--archive", "archive_org", default=None, metavar="ORG_ID",
+              help="Zip every export view of one organisation with a manifest.json.")
+@click.option("--checksum", is_flag=True, help="Print the SHA-256 of the written file.")
+def export_command(view: str | None, fmt: str | None, out: Path | None, org_id: str | None,
+                   compress: bool, archive_org: str | None, checksum: bool) -> None:
+    """Stream an export view to CSV, NDJSON or Parquet: warehouse export VIEW [options];
+    or warehouse export --archive ORG_ID [--out FILE.zip]."""
+    from loaders import export as exporter
+
+    try:
+        if archive_org:
+            if view:
+                raise click.UsageError("give either VIEW or --archive ORG_ID, not both")
+            path, manifest = exporter.export_archive(archive_org, out, fmt)
+            for item in manifest["files"]:
+                click.echo(f"{item['name']}: {item['rows']} rows, sha256 {item['sha256']}")
+            click.echo(f"archive written to {path} (export version {manifest['export_version']})")
+            return
+        if not view:
+            raise click.UsageError(
+                "name a view (" + ", ".join(exporter.EXPORT_VIEWS) + ") or use --archive"
+            )
+        to_stdout = out is not None and str(out) == "-"
+        result = exporter.export_view(
+            view, fmt or "csv", None if to_stdout else out, org_id=org_id, compress=compress,
+            to_stdout=to_stdout, checksum=checksum,
+        )
+        click.echo(result.line(), err=to_stdout)
+    except exporter.ExportError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@main.command("check")
+@click.option("--vars", "dbt_vars", default=None, help="dbt --vars for the tests, e.g. as_of.")
+@click.option("--no-docs", is_flag=True, help="Skip dbt docs and GX Data Docs.")
+@click.option("--no-gx", is_flag=True, help="Skip the Great Expectations suite.")
+def check_command(dbt_vars: str | None, no_docs: bool, no_gx: bool) -> None:
+    """The data-quality suite: dbt tests, source freshness, Great Expectations; writes dbt
+    docs and GX Data Docs under target/. Exits 1 when an error-severity check fails."""
+    from loaders.check import run_checks
+
+    report = run_checks(
+        dbt_args=["--vars", dbt_vars] if dbt_vars else [], docs=not no_docs,
+        gx_suite=not no_gx, progress=lambda text: click.echo(text, err=True),
+    )
+    click.echo(report.summary())
+    sys.exit(0 if report.ok else 1)
+
+
+@main.command("run")
+@click.option("--inbox", type=click.Path(path_type=Path), default=None,
+              help="Folder of new files (default inbox/ in the project).")
+@click.option("--wait", is_flag=True, help="Wait for a running job instead of exiting.")
+@click.option("--no-check", is_flag=True, help="Skip the checks after the build.")
+@click.option("--force-build", is_flag=True, help="Build even when nothing new was loaded.")
+@click.option("--min-age", type=float, default=0.0, show_default=True,
+              help="Leave files changed less than this many seconds ago for the next run.")
+@click.option("--vars", "dbt_vars", default=None, help="dbt --vars for the build and checks.")
+def run_command(inbox: Path | None, wait: bool, no_check: bool, force_build: bool,
+                min_age: float, dbt_vars: str | None) -> None:
+    """The scheduled job: load new inbox files, move them to processed/ or rejected/,
+    build, check. A second run while one is going exits 0 (or waits with --wait)."""
+    from loaders.run import run
+
+    outcome = run(
+        inbox, wait=wait, check=not no_check, force_build=force_build, min_age=min_age,
+        dbt_args=["--vars", dbt_vars] if dbt_vars else [], say=click.echo,
+    )
+    sys.exit(outcome.exit_code)
+
+
+@main.command("offload")
+@click.option("--days-old", type=float, required=True,
+              help="Archive processed files moved there more than N days ago.")
+@click.option("--inbox", type=click.Path(path_type=Path), default=None,
+              help="The run's inbox; processed/ and archives/ are its siblings.")
+@click.option("--delete-source", is_flag=True, help="Delete the files once archived.")
+def offload_command(days_old: float, inbox: Path | None, delete_source: bool) -> None:
+    """Zip old processed inbox files into archives/ with a manifest (the database is
+    not touched)."""
+    from loaders.run import offload
+
+    click.echo(offload(days_old, inbox, delete_source=delete_source).line())

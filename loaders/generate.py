@@ -8,9 +8,10 @@ big streams chunk by chunk, so 10 million KPI events never exist as Python objec
 
 from __future__ import annotations
 
-import datetime as dt
 import contextlib
+import datetime as dt
 import gzip
+import itertools
 import json
 import math
 import pathlib
@@ -33,56 +34,116 @@ Schema = tuple[tuple[str, str], ...]
 
 SCHEMAS: dict[str, Schema] = {
     "orgs": (
-        ("org_id", "token"), ("name", "str"), ("plan", "token"),
-        ("created_at", "ts"), ("updated_at", "ts"),
+        ("org_id", "token"),
+        ("name", "str"),
+        ("plan", "token"),
+        ("created_at", "ts"),
+        ("updated_at", "ts"),
     ),
     "users": (
-        ("user_id", "token"), ("org_id", "token"), ("name", "str"), ("email", "str"),
-        ("role", "token"), ("team", "str"), ("manager_id", "token"), ("timezone", "token"),
-        ("created_at", "ts"), ("updated_at", "ts"),
+        ("user_id", "token"),
+        ("org_id", "token"),
+        ("name", "str"),
+        ("email", "str"),
+        ("role", "token"),
+        ("team", "str"),
+        ("manager_id", "token"),
+        ("timezone", "token"),
+        ("created_at", "ts"),
+        ("updated_at", "ts"),
     ),
     "scenarios": (
-        ("scenario_id", "token"), ("org_id", "token"), ("title", "str"), ("difficulty", "token"),
-        ("category", "token"), ("created_at", "ts"), ("updated_at", "ts"),
+        ("scenario_id", "token"),
+        ("org_id", "token"),
+        ("title", "str"),
+        ("difficulty", "token"),
+        ("category", "token"),
+        ("created_at", "ts"),
+        ("updated_at", "ts"),
     ),
     "attempts": (
-        ("attempt_id", "token"), ("org_id", "token"), ("user_id", "token"), ("scenario_id", "token"),
-        ("status", "token"), ("score", "float"), ("duration_seconds", "int"), ("talk_ms", "int"),
-        ("listen_ms", "int"), ("started_at", "ts"), ("ended_at", "ts"), ("updated_at", "ts"),
+        ("attempt_id", "token"),
+        ("org_id", "token"),
+        ("user_id", "token"),
+        ("scenario_id", "token"),
+        ("status", "token"),
+        ("score", "float"),
+        ("duration_seconds", "int"),
+        ("talk_ms", "int"),
+        ("listen_ms", "int"),
+        ("started_at", "ts"),
+        ("ended_at", "ts"),
+        ("updated_at", "ts"),
     ),
     "sessions": (
-        ("session_id", "token"), ("org_id", "token"), ("user_id", "token"), ("attempt_id", "token"),
-        ("session_type", "token"), ("started_at", "ts"), ("duration_ms", "int"),
-        ("words_spoken", "int"), ("score", "float"), ("pronunciation_score", "float"),
-        ("fluency_score", "float"), ("grammar_score", "float"), ("pace_wpm", "float"),
-        ("pitch_hz", "float"), ("volume_db", "float"), ("pauses_per_min", "float"),
-        ("clarity", "float"), ("confidence", "float"), ("topics", "list"),
-        ("vocabulary_learned", "list"), ("areas_to_improve", "list"), ("metadata", "json"),
+        ("session_id", "token"),
+        ("org_id", "token"),
+        ("user_id", "token"),
+        ("attempt_id", "token"),
+        ("session_type", "token"),
+        ("started_at", "ts"),
+        ("duration_ms", "int"),
+        ("words_spoken", "int"),
+        ("score", "float"),
+        ("pronunciation_score", "float"),
+        ("fluency_score", "float"),
+        ("grammar_score", "float"),
+        ("pace_wpm", "float"),
+        ("pitch_hz", "float"),
+        ("volume_db", "float"),
+        ("pauses_per_min", "float"),
+        ("clarity", "float"),
+        ("confidence", "float"),
+        ("topics", "list"),
+        ("vocabulary_learned", "list"),
+        ("areas_to_improve", "list"),
+        ("metadata", "json"),
         ("updated_at", "ts"),
     ),
     "kpi_events": (
-        ("event_id", "token"), ("attempt_id", "token"), ("session_id", "token"), ("org_id", "token"),
-        ("user_id", "token"), ("scenario_id", "token"), ("event_type", "token"),
-        ("event_value", "json"), ("timestamp_ms", "int"), ("occurred_at", "tsms"),
+        ("event_id", "token"),
+        ("attempt_id", "token"),
+        ("session_id", "token"),
+        ("org_id", "token"),
+        ("user_id", "token"),
+        ("scenario_id", "token"),
+        ("event_type", "token"),
+        ("event_value", "json"),
+        ("timestamp_ms", "int"),
+        ("occurred_at", "tsms"),
     ),
 }
 ID_COLUMN = {
-    "orgs": "org_id", "users": "user_id", "scenarios": "scenario_id",
-    "attempts": "attempt_id", "sessions": "session_id", "kpi_events": "event_id",
+    "orgs": "org_id",
+    "users": "user_id",
+    "scenarios": "scenario_id",
+    "attempts": "attempt_id",
+    "sessions": "session_id",
+    "kpi_events": "event_id",
 }
 BAD_KINDS: dict[str, tuple[str, ...]] = {
     "users": ("bad_role",),
     "scenarios": ("bad_difficulty",),
     "attempts": (
-        "score_out_of_range", "bad_status", "ended_before_started", "bad_timestamp",
-        "missing_user_id", "bad_uuid",
+        "score_out_of_range",
+        "bad_status",
+        "ended_before_started",
+        "bad_timestamp",
+        "missing_user_id",
+        "bad_uuid",
     ),
     "sessions": (
-        "missing_user_id", "bad_timestamp", "bad_uuid", "metric_out_of_range",
+        "missing_user_id",
+        "bad_timestamp",
+        "bad_uuid",
+        "metric_out_of_range",
         "bad_session_type",
     ),
     "kpi_events": (
-        "negative_timestamp_ms", "bad_event_value_json", "bad_uuid", "missing_user_id",
+        "negative_timestamp_ms",
+        "bad_event_value_json",
+        "bad_uuid",
+        "missing_user_id",
         "bad_timestamp",
     ),
 }
@@ -110,9 +171,22 @@ DAY_S = 86_400
 DAY_MS = 86_400_000
 NULL = np.iinfo(np.int64).min
 
+
+def _listed(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(","))
+
+
 ZONES = (
-    "America/Los_Angeles", "America/New_York", "Europe/Berlin", "Europe/London",
-    "Asia/Tokyo", "America/Sao_Paulo", "Australia/Sydney", "Asia/Kolkata", "UTC", "",
+    "America/Los_Angeles",
+    "America/New_York",
+    "Europe/Berlin",
+    "Europe/London",
+    "Asia/Tokyo",
+    "America/Sao_Paulo",
+    "Australia/Sydney",
+    "Asia/Kolkata",
+    "UTC",
+    "",
 )
 ZONE_WEIGHTS = (0.16, 0.11, 0.16, 0.08, 0.09, 0.08, 0.1, 0.08, 0.07, 0.07)
 LOOKBACK_DAYS = 420
@@ -124,22 +198,22 @@ _STYLE_OFFSET_MS = np.array([0, 3_600_000, -10_800_000, 19_800_000, 0, 0], dtype
 _BAD_TIMESTAMPS = ("not-a-timestamp", "2025-02-30T25:61:00Z", "yesterday at 5pm", "13/45/2025")
 _BAD_JSON = ('{"word": "um"', "{kind: open}", "not json")
 
-ORG_NAMES = (
-    "Northwind Sales", "Contoso Learning", "Globex Corporation", "Initech", "Umbrella Health",
-    "Acme Language School", "Stark Logistics", "Wayne Financial", "Hooli", "Vandelay Imports",
-    "Soylent Foods", "Tyrell Systems",
+ORG_NAMES = _listed(
+    "Northwind Sales, Contoso Learning, Globex Corporation, Initech, Umbrella Health, "
+    "Acme Language School, Stark Logistics, Wayne Financial, Hooli, Vandelay Imports, "
+    "Soylent Foods, Tyrell Systems"
 )
 PLANS = ("free", "starter", "pro", "enterprise")
 PLAN_WEIGHTS = (0.15, 0.3, 0.35, 0.2)
-FIRST_NAMES = (
-    "Ana", "Morgan", "Lee", "Priya", "Kenji", "Sofia", "Lukas", "Amara", "Mateo", "Chloé",
-    "Jürgen", "Aiko", "Olivia", "Noah", "Fatima", "Diego", "Hannah", "Ravi", "Zoë", "Siobhán",
-    "Tomás", "Yuki", "Emma", "Liam", "Grace", "Omar", "Ingrid", "Camila", "Wei", "Elif",
+FIRST_NAMES = _listed(
+    "Ana, Morgan, Lee, Priya, Kenji, Sofia, Lukas, Amara, Mateo, Chloé, Jürgen, Aiko, "
+    "Olivia, Noah, Fatima, Diego, Hannah, Ravi, Zoë, Siobhán, Tomás, Yuki, Emma, Liam, "
+    "Grace, Omar, Ingrid, Camila, Wei, Elif"
 )
-LAST_NAMES = (
-    "Souza", "Lee", "Müller", "Nakamura", "Patel", "García", "O'Brien", "Schmidt", "Kowalski",
-    "Dubois", "Rossi", "Andersson", "Okafor", "Tanaka", "Silva", "Novak", "Fischer", "Haddad",
-    "Nguyen", "Johansson", "Costa", "Ivanova", "Kim", "Byrne", "Moreau", "Yilmaz",
+LAST_NAMES = _listed(
+    "Souza, Lee, Müller, Nakamura, Patel, García, O'Brien, Schmidt, Kowalski, Dubois, "
+    "Rossi, Andersson, Okafor, Tanaka, Silva, Novak, Fischer, Haddad, Nguyen, Johansson, "
+    "Costa, Ivanova, Kim, Byrne, Moreau, Yilmaz"
 )
 TEAMS = ("East", "West", "North", "South", "Enterprise", "SMB", "EMEA", "APAC", "Partners")
 SCENARIO_TEMPLATES = (
@@ -172,24 +246,24 @@ ARCHETYPE_WEIGHTS = (0.4, 0.25, 0.17, 0.18)
 STREAK_TIMES_S = np.array([21 * 3600 + 1800, 20 * 3600, 22 * 3600, 7 * 3600 + 900])
 STREAK_TIME_WEIGHTS = (0.5, 0.2, 0.15, 0.15)
 
-SALES_TOPICS = (
-    "pricing", "objections", "discovery", "closing", "negotiation", "product demo",
-    "renewal", "onboarding",
+SALES_TOPICS = _listed(
+    "pricing, objections, discovery, closing, negotiation, product demo, renewal, onboarding"
 )
-LANGUAGE_TOPICS = (
-    "travel", "hotels", "restaurants", "work", "family", "shopping", "health", "hobbies",
+LANGUAGE_TOPICS = _listed("travel, hotels, restaurants, work, family, shopping, health, hobbies")
+VOCABULARY = _listed(
+    "reservation, available, discount, budget, deadline, invoice, schedule, appointment, "
+    "recommend, confirm, delivery, warranty"
 )
-VOCABULARY = (
-    "reservation", "available", "discount", "budget", "deadline", "invoice", "schedule",
-    "appointment", "recommend", "confirm", "delivery", "warranty",
-)
-FOCUS_AREAS = (
-    "pace", "filler words", "past tense", "prepositions", "intonation", "pausing", "volume",
-    "clarity", "confidence", "objection handling", "closing questions", "articles",
+FOCUS_AREAS = _listed(
+    "pace, filler words, past tense, prepositions, intonation, pausing, volume, clarity, "
+    "confidence, objection handling, closing questions, articles"
 )
 METADATA = (
-    "{}", '{"device":"web"}', '{"device":"web","browser":"chrome","mic":"headset"}',
-    '{"device":"ios","app_version":"4.2.1"}', '{"device":"android","app_version":"4.1.0"}',
+    "{}",
+    '{"device":"web"}',
+    '{"device":"web","browser":"chrome","mic":"headset"}',
+    '{"device":"ios","app_version":"4.2.1"}',
+    '{"device":"android","app_version":"4.1.0"}',
     '{"device":"web","browser":"firefox","mic":"builtin","noise_suppression":true}',
 )
 
@@ -220,15 +294,22 @@ METRIC_SPECS = (
 METRIC_NULL_RATE = 0.03
 
 EVENT_TYPES = (
-    "filler_word", "interruption", "question_asked", "objection_raised", "keyword_mentioned",
-    "long_pause", "feedback_given", "recommendation_made", "sentiment_shift",
+    "filler_word",
+    "interruption",
+    "question_asked",
+    "objection_raised",
+    "keyword_mentioned",
+    "long_pause",
+    "feedback_given",
+    "recommendation_made",
+    "sentiment_shift",
 )
 NON_FILLER_WEIGHTS = np.array([0.12, 0.22, 0.10, 0.20, 0.12, 0.13, 0.10, 0.001])
 FILLERS = ("um", "uh", "like", "you know", "basically", "actually", "so")
 FILLER_WEIGHTS = (0.3, 0.25, 0.15, 0.1, 0.08, 0.07, 0.05)
-KEYWORDS = (
-    "pricing", "ROI", "discount", "budget", "timeline", "integration", "security", "contract",
-    "renewal", "onboarding", "support", "decision maker",
+KEYWORDS = _listed(
+    "pricing, ROI, discount, budget, timeline, integration, security, contract, renewal, "
+    "onboarding, support, decision maker"
 )
 FEEDBACK_MESSAGES = {
     "pace": (("Good pace", "Nice steady pace"), ("Slow down a little", "You are rushing")),
@@ -253,7 +334,14 @@ def generate(
     redeliveries: bool = True,
     as_of: dt.date | None = None,
 ) -> dict[str, int]:
-    """Write a synthetic data set into ``out_dir``; return good data rows written per stream."""
+    """Write a synthetic data set into ``out_dir``; return the good data rows per stream.
+
+    Files are named after their stream (``orgs.csv``, ``attempts_0001.csv``,
+    ``kpi_events_0002.csv.gz``, ``users_9001_redelivery.csv``, ...); ``manifest.json`` lists
+    each with its good rows, bad rows and bad-row kinds. Files listed by a previous
+    manifest in ``out_dir`` are removed first. Data span about six months before ``as_of``
+    (default: today, UTC); the same arguments always give the same bytes.
+    """
     _validate(scale, seed, formats)
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -308,15 +396,27 @@ class _Clock:
     def transitions(self, zone: int) -> np.ndarray:
         return np.flatnonzero(np.diff(self.offsets[zone]) != 0) + 1 + self.table_day0
 
+    def last_change(self, zone: int) -> int | None:
+        """The zone's latest clock change at least two weeks before as_of."""
+        changes = self.transitions(zone)
+        changes = changes[changes <= self.end_day - 14]
+        return int(changes[-1]) if len(changes) else None
+
+    def dst_zones(self) -> list[int]:
+        """Zones with a clock change, the most recent change first."""
+        latest = {z: self.last_change(z) for z in range(len(ZONES))}
+        found = {z: day for z, day in latest.items() if day is not None}
+        return sorted(found, key=lambda z: (-found[z], z))
+
 
 def _make_clock(as_of: dt.date) -> _Clock:
     end_day = (as_of - EPOCH).days
     day0 = end_day - LOOKBACK_DAYS
     offsets = _offset_table(day0, LOOKBACK_DAYS + 2)
     probe = _Clock(as_of, end_day, end_day, 0, day0, offsets)
-    changes = np.concatenate([probe.transitions(z) for z in range(len(ZONES))])
-    recent = changes[changes <= end_day - 14]
-    span = max(SPAN_DAYS, end_day - int(recent.max()) + 21) if len(recent) else SPAN_DAYS
+    zones = probe.dst_zones()
+    latest = probe.last_change(zones[0]) if zones else None
+    span = SPAN_DAYS if latest is None else max(SPAN_DAYS, end_day - latest + 21)
     return _Clock(as_of, end_day, end_day - span + 1, (end_day + 1) * DAY_MS, day0, offsets)
 
 
@@ -330,12 +430,24 @@ def _offset_table(day0: int, n_days: int) -> np.ndarray:
     return table
 
 
+def _rare_count(n: int, rate: float) -> int:
+    return min(n, max(1, round(n * rate))) if n else 0
+
+
+def _rare(rng: np.random.Generator, candidates: np.ndarray, rate: float) -> np.ndarray:
+    """A mask choosing ``rate`` of the candidate rows, and at least one when there is any."""
+    pool = np.flatnonzero(candidates)
+    mask = np.zeros(len(candidates), dtype=bool)
+    mask[rng.choice(pool, _rare_count(len(pool), rate), replace=False)] = True
+    return mask
+
+
 def _styles(rng: np.random.Generator, n: int, offset_rate: float, naive_rate: float) -> np.ndarray:
-    u = rng.random(n)
+    shifted, naive = _rare_count(n, offset_rate), _rare_count(n, naive_rate)
+    rows = rng.choice(n, min(n, shifted + naive), replace=False)
     style = np.zeros(n, dtype=np.int8)
-    shifted = u < offset_rate
-    style[shifted] = rng.integers(1, 4, int(shifted.sum()))
-    style[(u >= offset_rate) & (u < offset_rate + naive_rate)] = STYLE_NAIVE
+    style[rows[:shifted]] = rng.integers(1, 4, len(rows[:shifted]))
+    style[rows[shifted:]] = STYLE_NAIVE
     return style
 
 
@@ -417,6 +529,7 @@ class _People:
     base: np.ndarray
     talk: np.ndarray
     weak_metric: np.ndarray
+    showcase: np.ndarray
     table: pa.Table
 
 
@@ -505,14 +618,23 @@ def _table(
 
 _ARROW_TYPES = {
     "str": pa.string(),
-    "token": pa.string(), "json": pa.string(), "int": pa.int64(), "float": pa.float64(),
-    "ts": pa.timestamp("ms", tz="UTC"), "tsms": pa.timestamp("ms", tz="UTC"),
+    "token": pa.string(),
+    "json": pa.string(),
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "ts": pa.timestamp("ms", tz="UTC"),
+    "tsms": pa.timestamp("ms", tz="UTC"),
     "list": pa.list_(pa.string()),
 }
 _JSON_TYPES = {
     "str": "string",
-    "token": "string", "json": "object", "int": "integer", "float": "number",
-    "ts": "timestamp", "tsms": "timestamp", "list": "array<string>",
+    "token": "string",
+    "json": "object",
+    "int": "integer",
+    "float": "number",
+    "ts": "timestamp",
+    "tsms": "timestamp",
+    "list": "array<string>",
 }
 _TS_KINDS = ("ts", "tsms")
 _QUOTABLE_KINDS = ("str", "json", "list")
@@ -544,15 +666,21 @@ def _random_times(rng: np.random.Generator, n: int, first_day: int, last_day: in
 def _make_orgs(rng: np.random.Generator, n: int, clock: _Clock) -> _Orgs:
     ids = _uuid_objects(rng, n)
     names = [
-        ORG_NAMES[i % len(ORG_NAMES)] + ("" if i < len(ORG_NAMES) else f" {i // len(ORG_NAMES)}")
+        ORG_NAMES[i % len(ORG_NAMES)]
+        + ("" if i < len(ORG_NAMES) else f" {i // len(ORG_NAMES) + 1}")
         for i in range(n)
     ]
-    domains = ["".join(ch for ch in name.lower() if ch.isalnum()) + ".example.com" for name in names]
+    domains = [
+        "".join(ch for ch in name.lower() if ch.isalnum()) + ".example.com" for name in names
+    ]
     created = _random_times(rng, n, clock.start_day - 400, clock.start_day - 30)
     updated = created + rng.integers(0, 60, n) * DAY_MS
     columns = {
-        "org_id": ids, "name": names, "plan": np.array(PLANS)[rng.choice(4, n, p=PLAN_WEIGHTS)],
-        "created_at": created, "updated_at": updated,
+        "org_id": ids,
+        "name": names,
+        "plan": np.array(PLANS)[rng.choice(4, n, p=PLAN_WEIGHTS)],
+        "created_at": created,
+        "updated_at": updated,
     }
     return _Orgs(ids, names, domains, _table("orgs", columns, np.zeros(n, np.int8)))
 
@@ -567,27 +695,52 @@ def _make_people(rng: np.random.Generator, orgs: _Orgs, n_users: int, clock: _Cl
     tz = rng.choice(len(ZONES), n_users, p=ZONE_WEIGHTS)
     names, emails = _names(rng, org, orgs.domains)
     practises = (role == "trainee") | ((role == "manager") & (rng.random(n_users) < 0.6))
+    streaker = practises & (rng.random(n_users) < 0.3)
     archetype = rng.choice(4, n_users, p=ARCHETYPE_WEIGHTS)
     join_day, end_day = _activity_spans(rng, n_users, clock)
+    showcase = _first_trainees(role, sizes)
+    zones = clock.dst_zones() or [int(tz[0])]
+    tz[showcase] = [zones[i % len(zones)] for i in range(int(showcase.sum()))]
+    practises[showcase], streaker[showcase] = True, True
+    join_day[showcase], end_day[showcase] = clock.start_day, clock.end_day
     created, updated = _account_times(rng, role, join_day, clock)
     table = _table(
         "users",
         {
-            "user_id": ids, "org_id": orgs.ids[org], "name": names, "email": emails,
-            "role": role, "team": team, "manager_id": manager,
-            "timezone": [ZONES[z] or None for z in tz], "created_at": created,
+            "user_id": ids,
+            "org_id": orgs.ids[org],
+            "name": names,
+            "email": emails,
+            "role": role,
+            "team": team,
+            "manager_id": manager,
+            "timezone": [ZONES[z] or None for z in tz],
+            "created_at": created,
             "updated_at": updated,
         },
         _styles(rng, n_users, 0.03, 0.02),
     )
     return _People(
-        ids=ids, org=org, tz=tz, role=role, team=team, manager=manager, practises=practises,
-        streaker=practises & (rng.random(n_users) < 0.3), archetype=archetype,
+        ids=ids,
+        org=org,
+        tz=tz,
+        role=role,
+        team=team,
+        manager=manager,
+        practises=practises,
+        streaker=streaker,
+        archetype=archetype,
         s0=np.clip(rng.normal(0.5, 0.13, n_users), 0.15, 0.85),
-        delta=_skill_deltas(rng, archetype), rate=rng.uniform(0.5, 4.0, n_users),
-        p_day=rng.uniform(0.2, 0.6, n_users), pref_s=rng.uniform(8, 20, n_users) * 3600,
-        join_day=join_day, end_day=end_day, base=_metric_bases(rng, n_users),
-        talk=rng.uniform(0.35, 0.7, n_users), weak_metric=rng.integers(0, 6, n_users),
+        delta=_skill_deltas(rng, archetype),
+        rate=rng.uniform(0.5, 4.0, n_users),
+        p_day=rng.uniform(0.2, 0.6, n_users),
+        pref_s=rng.uniform(8, 20, n_users) * 3600,
+        join_day=join_day,
+        end_day=end_day,
+        base=_metric_bases(rng, n_users),
+        talk=rng.uniform(0.35, 0.7, n_users),
+        weak_metric=rng.integers(0, 6, n_users),
+        showcase=showcase,
         table=table,
     )
 
@@ -613,6 +766,18 @@ def _org_charts(
         manager[trainees[assigned]] = ids[boss[assigned]]
         first += size
     return role, team, manager
+
+
+def _first_trainees(role: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """One daily practiser per organisation whose streaks are guaranteed to reach as_of and
+    to cross the latest clock change, so even tiny data sets exercise streaks and DST."""
+    mask = np.zeros(len(role), dtype=bool)
+    first = 0
+    for size in sizes:
+        trainees = np.flatnonzero(role[first : first + size] == "trainee")
+        mask[first + trainees[:1]] = True
+        first += size
+    return mask
 
 
 def _team_name(i: int) -> str:
@@ -697,11 +862,13 @@ def _make_scenarios(rng: np.random.Generator, orgs: _Orgs, clock: _Clock) -> _Sc
     ids = _uuid_objects(rng, n)
     created = _random_times(rng, n, clock.start_day - 120, clock.start_day - 1)
     columns = {
-        "scenario_id": ids, "org_id": orgs.ids[np.repeat(np.arange(n_orgs), counts)],
+        "scenario_id": ids,
+        "org_id": orgs.ids[np.repeat(np.arange(n_orgs), counts)],
         "title": [SCENARIO_TEMPLATES[t][0] for t in templates],
         "difficulty": np.array(DIFFICULTIES)[difficulty],
         "category": [SCENARIO_TEMPLATES[t][1] for t in templates],
-        "created_at": created, "updated_at": created + rng.integers(0, 10, n) * DAY_MS,
+        "created_at": created,
+        "updated_at": created + rng.integers(0, 10, n) * DAY_MS,
     }
     table = _table("scenarios", columns, np.zeros(n, np.int8))
     return _Scenarios(ids, firsts, counts, difficulty, table)
@@ -738,18 +905,22 @@ def _streak_days(
     def mark(first: int, last: int) -> None:
         active[max(first, join) - join : max(min(last, end) - join + 1, 0)] = True
 
-    if end == clock.end_day and rng.random() < 0.65:
+    current = rng.random() < 0.65 or bool(people.showcase[u])
+    if end == clock.end_day and current:
         last = end - int(rng.random() < 0.3)
         mark(last - int(rng.integers(9, 60)), last)
     changes = clock.transitions(int(people.tz[u]))
     changes = changes[(changes >= join + 5) & (changes <= end - 5)]
     if len(changes):
-        mark(int(changes[-1]) - int(rng.integers(7, 28)), int(changes[-1]) + int(rng.integers(7, 28)))
+        mark(
+            int(changes[-1]) - int(rng.integers(7, 28)), int(changes[-1]) + int(rng.integers(7, 28))
+        )
     length = int(rng.integers(8, 36))
     first = int(rng.integers(join, max(join + 1, end - length + 1)))
     mark(first, first + length - 1)
     days = span[active]
-    pref = STREAK_TIMES_S[rng.choice(len(STREAK_TIMES_S), p=STREAK_TIME_WEIGHTS)]
+    slot = 0 if people.showcase[u] else rng.choice(len(STREAK_TIMES_S), p=STREAK_TIME_WEIGHTS)
+    pref = STREAK_TIMES_S[slot]
     secs = pref + np.clip(np.round(rng.normal(0, 360, len(days))), -1200, 1200).astype(np.int64)
     twice = rng.random(len(days)) < 0.15
     later = secs[twice] + rng.integers(1500, 3000, int(twice.sum()))
@@ -816,17 +987,27 @@ def _make_attempts(
     keep = updated < clock.cap_ms
     status, n_events = status[keep], np.where(status == COMPLETED, n_events, 0)[keep]
     user, org, scenario, skill = user[keep], org[keep], scenario[keep], skill[keep]
-    start, end, updated, dur_s, score = start[keep], end[keep], updated[keep], dur_s[keep], score[keep]
+    start, end, updated, dur_s, score = (
+        start[keep],
+        end[keep],
+        updated[keep],
+        dur_s[keep],
+        score[keep],
+    )
     n = len(user)
     ids = _uuid_objects(rng, n)
     session_ids = np.where(status == COMPLETED, _uuid_objects(rng, n), None)
     scenario_ids = _attempt_scenarios(rng, scen.ids[scenario], status)
     talk_ratio = np.clip(people.talk[user] + 0.1 * (skill - people.s0[user]), 0.1, 0.9)
     columns = {
-        "attempt_id": ids, "org_id": orgs.ids[org], "user_id": people.ids[user],
-        "scenario_id": scenario_ids, "status": np.array(STATUSES)[status],
+        "attempt_id": ids,
+        "org_id": orgs.ids[org],
+        "user_id": people.ids[user],
+        "scenario_id": scenario_ids,
+        "status": np.array(STATUSES)[status],
         "score": np.where(status == COMPLETED, score, np.nan),
-        "started_at": start, "ended_at": np.where(status == STARTED, NULL, end),
+        "started_at": start,
+        "ended_at": np.where(status == STARTED, NULL, end),
         "updated_at": updated,
         **_durations(rng, status, dur_s, talk_ratio),
     }
@@ -840,7 +1021,7 @@ def _attempt_scenarios(
     rng: np.random.Generator, scenario_ids: np.ndarray, status: np.ndarray
 ) -> np.ndarray:
     out = scenario_ids.copy()
-    out[rng.random(len(out)) < 0.002] = None
+    out[_rare(rng, np.ones(len(out), dtype=bool), 0.002)] = None
     completed = np.flatnonzero(status == COMPLETED)
     if len(completed) >= 2:
         out[rng.choice(completed, 2, replace=False)] = _uuid_objects(rng, 2)
@@ -854,9 +1035,9 @@ def _durations(
     total_ms = dur_s * 1000
     talk = np.round(total_ms * talk_ratio * rng.uniform(0.92, 1.0, n)).astype(np.int64)
     listen = np.round(total_ms * (1 - talk_ratio) * rng.uniform(0.92, 1.0, n)).astype(np.int64)
-    silent = rng.random(n) < 0.005
+    silent = _rare(rng, status != STARTED, 0.005)
     talk[silent], listen[silent] = 0, 0
-    shown = np.where((status == COMPLETED) & (rng.random(n) < 0.003), 0, dur_s)
+    shown = np.where(_rare(rng, status == COMPLETED, 0.003), 0, dur_s)
     started = status == STARTED
     return {
         "duration_seconds": np.where(started, NULL, shown),
@@ -887,7 +1068,9 @@ def _make_sessions(
     extra = np.flatnonzero((att.status != COMPLETED) | (rng.random(len(att.status)) < 0.15))
     src = np.concatenate([done, extra])
     n_x = len(extra)
-    start = np.concatenate([att.start[done], att.start[extra] + rng.integers(1200, 3000, n_x) * 1000])
+    start = np.concatenate(
+        [att.start[done], att.start[extra] + rng.integers(1200, 3000, n_x) * 1000]
+    )
     dur = np.concatenate([att.dur_s[done], rng.integers(180, 900, n_x)]) * 1000
     kind = np.concatenate([np.full(len(done), ROLEPLAY), rng.integers(0, 2, n_x)])
     ids = np.concatenate([att.session_ids[done], _uuid_objects(rng, n_x)])
@@ -902,9 +1085,14 @@ def _make_sessions(
     metrics = _voice_metrics(rng, people, user, skill)
     user_ids, ghosts = _with_ghost_users(rng, people.ids[user], kind)
     columns: dict[str, Any] = {
-        "session_id": ids, "org_id": orgs.ids[att.org[src]], "user_id": user_ids,
-        "attempt_id": attempt_ids, "session_type": np.array(SESSION_TYPES)[kind],
-        "started_at": start, "duration_ms": dur, "updated_at": updated,
+        "session_id": ids,
+        "org_id": orgs.ids[att.org[src]],
+        "user_id": user_ids,
+        "attempt_id": attempt_ids,
+        "session_type": np.array(SESSION_TYPES)[kind],
+        "started_at": start,
+        "duration_ms": dur,
+        "updated_at": updated,
         "words_spoken": _words(rng, dur, metrics["pace_wpm"]),
         **_session_scores(rng, att, src, kind, skill),
         **metrics,
@@ -961,7 +1149,9 @@ def _session_scores(
     score[~roleplay & (rng.random(n) < 0.02)] = np.nan
     out = {"score": score}
     for column, shift, sd in (
-        ("pronunciation_score", 2, 5), ("fluency_score", -3, 6), ("grammar_score", 1, 5)
+        ("pronunciation_score", 2, 5),
+        ("fluency_score", -3, 6),
+        ("grammar_score", 1, 5),
     ):
         value = np.round(np.clip(score + rng.normal(shift, sd, n), 0, 100), 1)
         value[rng.random(n) < 0.02] = np.nan
@@ -1045,7 +1235,9 @@ def _value_catalog() -> tuple[pa.Array, np.ndarray]:
         ],
         [{"from": "neutral", "to": "negative"}, {"from": "negative", "to": "positive"}],
     ]
-    values = [None if v is None else json.dumps(v, separators=(",", ":")) for b in blocks for v in b]
+    values = [
+        None if v is None else json.dumps(v, separators=(",", ":")) for b in blocks for v in b
+    ]
     starts = np.concatenate([[0], np.cumsum([len(b) for b in blocks])[:-1]])
     return pa.array(values, pa.string()), starts
 
@@ -1110,7 +1302,9 @@ def _kpi_chunk(rng: np.random.Generator, plan: _KpiPlan, lo: int, hi: int) -> pa
 
 
 def _null_some(rng: np.random.Generator, values: pa.Array, rate: float) -> pa.Array:
-    return pc.if_else(pa.array(rng.random(len(values)) < rate), pa.scalar(None, pa.string()), values)
+    return pc.if_else(
+        pa.array(rng.random(len(values)) < rate), pa.scalar(None, pa.string()), values
+    )
 
 
 def _with_orphans(rng: np.random.Generator, chunk: pa.Table) -> pa.Table:
@@ -1131,7 +1325,7 @@ def _chunk_bounds(counts: np.ndarray, n_chunks: int) -> list[tuple[int, int]]:
     total = int(cumulative[-1]) if len(cumulative) else 0
     targets = [round(total * k / n_chunks) for k in range(1, n_chunks)]
     cuts = [0, *(int(np.searchsorted(cumulative, t, side="right")) for t in targets), len(counts)]
-    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    return list(itertools.pairwise(cuts))
 
 
 def _n_chunks(stream: str, rows: int) -> int:
@@ -1411,8 +1605,13 @@ class _Output:
         _write_table(self.out_dir / filename, _interleave(table, bad, rng), schema, fmt, stream)
         self.files.append(
             {
-                "file": filename, "stream": stream, "format": fmt, "rows": table.num_rows,
-                "bad_rows": bad.num_rows, "bad_kinds": tally, "redelivery": redelivery,
+                "file": filename,
+                "stream": stream,
+                "format": fmt,
+                "rows": table.num_rows,
+                "bad_rows": bad.num_rows,
+                "bad_kinds": tally,
+                "redelivery": redelivery,
             }
         )
         self.totals[stream] += table.num_rows
@@ -1433,7 +1632,8 @@ def _file_format(formats: str, stream: str, chunk: int) -> str:
 
 def _write_world(output: _Output, world: _World, formats: str) -> None:
     for stream, table in (
-        ("orgs", world.orgs.table), ("users", world.people.table),
+        ("orgs", world.orgs.table),
+        ("users", world.people.table),
         ("scenarios", world.scenarios.table),
     ):
         fmt = _file_format(formats, stream, 0)
@@ -1577,7 +1777,9 @@ def _redeliver_users(
 def _revise_user(rng: np.random.Generator, row: dict[str, Any], people: _People) -> None:
     u = int(np.flatnonzero(people.ids == row["user_id"])[0])
     peers = np.flatnonzero(
-        (people.org == people.org[u]) & (people.role == "manager") & (people.ids != row["manager_id"])
+        (people.org == people.org[u])
+        & (people.role == "manager")
+        & (people.ids != row["manager_id"])
     )
     if row["role"] == "trainee" and len(peers):
         boss = int(rng.choice(peers))

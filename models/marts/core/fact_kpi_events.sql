@@ -1,0 +1,169 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['org_id', 'id'],
+    on_schema_change='fail',
+    indexes=[
+        {'columns': ['org_id', 'attempt_id']},
+        {'columns': ['org_id', 'date_key']},
+    ],
+    post_hook=[
+        "{{ star_primary_key(['id']) }}",
+        "{{ citus_distribute('distributed', key='id') }}",
+        "{{ star_analyze() }}",
+    ],
+) }}
+-- KPI events (the first loaded row of each event_id), with occurred_at resolved: as
+-- delivered, else the attempt's started_at + timestamp_ms (attempt matched on org_id and
+-- attempt_id, any status), else null while the attempt is unknown.
+-- Incremental on (org_id, id): re-reads the event loads since the watermark minus the
+-- lookback, and re-resolves the events already in the fact whose attempt was (re)delivered
+-- in the attempt loads of the same window, so a late attempt file fills their occurred_at.
+with new_events as (
+    select
+        event_id,
+        attempt_id,
+        session_id,
+        org_id,
+        user_id,
+        scenario_id,
+        event_type,
+        event_value,
+        timestamp_ms,
+        occurred_at as delivered_occurred_at,
+        _load_id,
+        loaded_at
+    from {{ ref('stg_kpi_events') }}
+    {% if is_incremental() -%}
+    where _load_id in ({{ star_recent_loads('kpi_events') }})
+    {%- endif %}
+),
+
+attempts as (
+    select
+        attempt_id,
+        org_id,
+        started_at,
+        _load_id
+    from {{ ref('stg_attempts') }}
+),
+
+{% if is_incremental() -%}
+changed_attempts as (
+    select
+        attempt_id,
+        org_id
+    from attempts
+    where _load_id in ({{ star_recent_loads('attempts') }})
+),
+
+events_to_resolve as (
+    select
+        event_id,
+        attempt_id,
+        session_id,
+        org_id,
+        user_id,
+        scenario_id,
+        event_type,
+        event_value,
+        timestamp_ms,
+        delivered_occurred_at,
+        _load_id,
+        loaded_at
+    from new_events
+
+    union all
+
+    -- events already in the fact whose occurred_at came (or should come) from an attempt
+    -- that was delivered again or late: resolve them once more
+    select
+        existing.id as event_id,
+        existing.attempt_id,
+        existing.session_id,
+        existing.org_id,
+        existing.user_id,
+        existing.scenario_id,
+        existing.event_type,
+        existing.event_value,
+        existing.timestamp_ms,
+        null::timestamptz as delivered_occurred_at,
+        existing._load_id,
+        existing.loaded_at
+    from {{ this }} as existing
+    inner join changed_attempts
+        on
+            existing.org_id = changed_attempts.org_id
+            and existing.attempt_id = changed_attempts.attempt_id
+    where
+        existing.occurred_at_source <> 'event'
+        and not exists (
+            select from new_events
+            where new_events.event_id = existing.id
+        )
+)
+{%- else -%}
+events_to_resolve as (
+    select
+        event_id,
+        attempt_id,
+        session_id,
+        org_id,
+        user_id,
+        scenario_id,
+        event_type,
+        event_value,
+        timestamp_ms,
+        delivered_occurred_at,
+        _load_id,
+        loaded_at
+    from new_events
+)
+{%- endif %},
+
+resolved as (
+    select
+        events_to_resolve.event_id,
+        events_to_resolve.attempt_id,
+        events_to_resolve.session_id,
+        events_to_resolve.org_id,
+        events_to_resolve.user_id,
+        events_to_resolve.scenario_id,
+        events_to_resolve.event_type,
+        events_to_resolve.event_value,
+        events_to_resolve.timestamp_ms,
+        coalesce(
+            events_to_resolve.delivered_occurred_at,
+            attempts.started_at + events_to_resolve.timestamp_ms * interval '1 millisecond'
+        ) as occurred_at,
+        case
+            when events_to_resolve.delivered_occurred_at is not null then 'event'
+            when attempts.started_at is not null then 'attempt'
+            else 'unresolved'
+        end as occurred_at_source,
+        events_to_resolve._load_id,
+        events_to_resolve.loaded_at
+    from events_to_resolve
+    left join attempts
+        on
+            events_to_resolve.org_id = attempts.org_id
+            and events_to_resolve.attempt_id = attempts.attempt_id
+)
+
+select
+    event_id as id,
+    attempt_id,
+    session_id,
+    org_id,
+    user_id,
+    scenario_id,
+    event_type,
+    event_value,
+    timestamp_ms,
+    occurred_at,
+    occurred_at_source,
+    (occurred_at at time zone 'UTC')::date as date_key,
+    loaded_at as created_at,
+    _load_id,
+    loaded_at
+from resolved

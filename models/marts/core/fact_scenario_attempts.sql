@@ -1,0 +1,63 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['org_id', 'attempt_id'],
+    on_schema_change='fail',
+    indexes=[
+        {'columns': ['org_id', 'date_key']},
+        {'columns': ['org_id', 'user_id', 'started_at']},
+        {'columns': ['org_id', 'scenario_id']},
+    ],
+    pre_hook=[
+        "{{ star_retract_attempts() }}",
+    ],
+    post_hook=[
+        "{{ star_primary_key(['attempt_id']) }}",
+        "{{ citus_distribute('distributed', key='attempt_id') }}",
+        "{{ star_analyze() }}",
+    ],
+) }}
+-- Completed scenario attempts (the winning version of each attempt whose status is
+-- 'completed'). Incremental: re-reads the attempt loads since the watermark (minus the
+-- lookback) and upserts them on (org_id, attempt_id); the pre-hook first removes attempts
+-- whose current version is no longer completed or moved to another org.
+with attempts as (
+    select
+        attempt_id,
+        org_id,
+        user_id,
+        scenario_id,
+        score,
+        duration_seconds,
+        talk_ms,
+        listen_ms,
+        started_at,
+        ended_at,
+        updated_at,
+        _load_id,
+        loaded_at
+    from {{ ref('stg_attempts') }}
+    where
+        status = 'completed'
+        {% if is_incremental() -%}
+        and _load_id in ({{ star_recent_loads('attempts') }})
+        {%- endif %}
+)
+
+select
+    attempt_id,
+    org_id,
+    user_id,
+    scenario_id,
+    score,
+    duration_seconds,
+    talk_ms,
+    listen_ms,
+    started_at,
+    ended_at,
+    (started_at at time zone 'UTC')::date as date_key,
+    loaded_at as created_at,
+    updated_at,
+    _load_id,
+    loaded_at
+from attempts

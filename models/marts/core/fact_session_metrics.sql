@@ -1,0 +1,80 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['org_id', 'session_id', 'metric'],
+    on_schema_change='fail',
+    indexes=[
+        {'columns': ['org_id', 'user_id', 'metric', 'started_at']},
+    ],
+    pre_hook=["{{ star_retract_session_metrics() }}"],
+    post_hook=[
+        "{{ star_primary_key(['session_id', 'metric']) }}",
+        "{{ citus_distribute('distributed', key='session_id, metric') }}",
+        "{{ star_analyze() }}",
+    ],
+) }}
+-- The voice metrics in long format: one row per session and metric with a non-null value.
+-- Which metrics exist and which session column holds each come from the seed
+-- metric_definitions (metric, value_column): a new seed row naming any numeric session
+-- column adds a metric without a code change.
+with sessions as (
+    select
+        session_id,
+        org_id,
+        user_id,
+        started_at,
+        jsonb_build_object(
+            'duration_ms', duration_ms,
+            'words_spoken', words_spoken,
+            'score', score,
+            'pronunciation_score', pronunciation_score,
+            'fluency_score', fluency_score,
+            'grammar_score', grammar_score,
+            'pace_wpm', pace_wpm,
+            'pitch_hz', pitch_hz,
+            'volume_db', volume_db,
+            'pauses_per_min', pauses_per_min,
+            'clarity', clarity,
+            'confidence', confidence
+        ) as numeric_columns,
+        _load_id,
+        loaded_at
+    from {{ ref('stg_sessions') }}
+    {% if is_incremental() -%}
+    where _load_id in ({{ star_recent_loads('sessions') }})
+    {%- endif %}
+),
+
+definitions as (
+    select
+        metric,
+        value_column
+    from {{ ref('metric_definitions') }}
+),
+
+metric_values as (
+    select
+        sessions.session_id,
+        definitions.metric,
+        (sessions.numeric_columns ->> definitions.value_column)::double precision as value,
+        sessions.user_id,
+        sessions.org_id,
+        sessions.started_at,
+        sessions._load_id,
+        sessions.loaded_at
+    from sessions
+    cross join definitions
+)
+
+select
+    session_id,
+    metric,
+    value,
+    user_id,
+    org_id,
+    started_at,
+    (started_at at time zone 'UTC')::date as date_key,
+    _load_id,
+    loaded_at
+from metric_values
+where value is not null

@@ -1,0 +1,80 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['org_id', 'session_id'],
+    on_schema_change='fail',
+    indexes=[
+        {'columns': ['org_id', 'date_key']},
+        {'columns': ['org_id', 'user_id', 'started_at']},
+    ],
+    pre_hook=["{{ star_retract_sessions() }}"],
+    post_hook=[
+        "{{ star_primary_key(['session_id']) }}",
+        "{{ citus_distribute('distributed', key='session_id') }}",
+        "{{ star_analyze() }}",
+    ],
+) }}
+-- Practice sessions (the winning version of each session), with scores, the six voice
+-- metrics and the JSON lists. Incremental on (org_id, session_id) from the session loads
+-- since the watermark minus the lookback.
+with sessions as (
+    select
+        session_id,
+        org_id,
+        user_id,
+        attempt_id,
+        session_type,
+        started_at,
+        duration_ms,
+        words_spoken,
+        score,
+        pronunciation_score,
+        fluency_score,
+        grammar_score,
+        pace_wpm,
+        pitch_hz,
+        volume_db,
+        pauses_per_min,
+        clarity,
+        confidence,
+        topics,
+        vocabulary_learned,
+        areas_to_improve,
+        metadata,
+        updated_at,
+        _load_id,
+        loaded_at
+    from {{ ref('stg_sessions') }}
+    {% if is_incremental() -%}
+    where _load_id in ({{ star_recent_loads('sessions') }})
+    {%- endif %}
+)
+
+select
+    session_id,
+    org_id,
+    user_id,
+    attempt_id,
+    session_type,
+    started_at,
+    (started_at at time zone 'UTC')::date as date_key,
+    duration_ms,
+    words_spoken,
+    score,
+    pronunciation_score,
+    fluency_score,
+    grammar_score,
+    pace_wpm,
+    pitch_hz,
+    volume_db,
+    pauses_per_min,
+    clarity,
+    confidence,
+    topics,
+    vocabulary_learned,
+    areas_to_improve,
+    metadata,
+    updated_at,
+    _load_id,
+    loaded_at
+from sessions

@@ -1,0 +1,29 @@
+-- Per org, event type and minute into the attempt (floor(timestamp_ms / 60000), an integer
+-- division since timestamp_ms >= 0): how many
+-- KPI events happened then, over every event of fact_kpi_events. category comes from the
+-- seed event_types ('unknown' for new types).
+with minute_counts as (
+    select
+        org_id,
+        event_type,
+        timestamp_ms / 60000 as minute_offset,
+        count(*) as events
+    from {{ ref('fact_kpi_events') }}
+    group by org_id, event_type, timestamp_ms / 60000
+),
+
+event_types as (
+    select
+        event_type,
+        category
+    from {{ ref('event_types') }}
+)
+
+select
+    minute_counts.org_id,
+    minute_counts.event_type,
+    {{ event_category('event_types.category') }} as category,
+    minute_counts.minute_offset,
+    minute_counts.events
+from minute_counts
+left join event_types on minute_counts.event_type = event_types.event_type
