@@ -990,7 +990,7 @@ def _batch_as_csv(batch) -> bytes:
         if pa.types.is_timestamp(kind):
             utc = column if kind.tz else pc.assume_timezone(column, "UTC")
             column = pc.strftime(
-                utc.cast(pa.timestamp("us", "UTC")), format="%Y-%m-%dT%H:%M:%S.%fZ"
+                utc.cast(pa.timestamp("us", "UTC")), format="%Y-%m-%dT%H:%M:%SZ"
             )
         elif (
             pa.types.is_list(kind) or pa.types.is_large_list(kind)

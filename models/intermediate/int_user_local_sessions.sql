@@ -51,7 +51,7 @@ select
     extract(isodow from local_started_at)::integer as local_day_of_week,
     extract(hour from local_started_at)::integer as local_hour_of_day,
     row_number() over user_order as session_number,
-    coalesce(sum(duration_ms) over user_order, 0) / 3600000.0 as cumulative_practice_hours
+    (coalesce(sum(duration_ms) over user_order, 0) / 3600000.0)::double precision as cumulative_practice_hours
 from localized
 window user_order as (
     partition by org_id, user_id

@@ -13,6 +13,7 @@
         "{{ star_analyze() }}",
     ],
 ) }}
+-- depends_on: {{ ref('stg_load_ledger') }}
 -- KPI events (the first loaded row of each event_id), with occurred_at resolved: as
 -- delivered, else the attempt's started_at + timestamp_ms (attempt matched on org_id and
 -- attempt_id, any status), else null while the attempt is unknown.

@@ -13,6 +13,7 @@
         "{{ star_analyze() }}",
     ],
 ) }}
+-- depends_on: {{ ref('stg_load_ledger') }}
 -- The voice metrics in long format: one row per session and metric with a non-null value.
 -- Which metrics exist and which session column holds each come from the seed
 -- metric_definitions (metric, value_column): a new seed row naming any numeric session

@@ -14,6 +14,7 @@
         "{{ star_analyze() }}",
     ],
 ) }}
+-- depends_on: {{ ref('stg_load_ledger') }}
 -- Practice sessions (the winning version of each session), with scores, the six voice
 -- metrics and the JSON lists. Incremental on (org_id, session_id) from the session loads
 -- since the watermark minus the lookback.

@@ -1,0 +1,430 @@
+{{ config(alias='user_profile_json') }}
+-- The full per-user export document: one row per user (dim_users) with a JSON object
+-- assembled from the very relations the flat views and the analytics marts publish, so
+-- every figure equals its flat counterpart: summary = the user's exports.user_summary row,
+-- sessions = their exports.sessions rows, history events = their exports.kpi_events rows,
+-- and one section per analytics mart (rows as stored, user_id left out).
+with users as (
+    select
+        user_id,
+        org_id,
+        name,
+        email,
+        role,
+        team,
+        manager_id,
+        timezone,
+        created_at
+    from {{ ref('dim_users') }}
+),
+
+summary as (
+    select
+        user_id,
+        org_id,
+        user_name,
+        role,
+        team,
+        timezone,
+        total_attempts,
+        avg_attempt_score,
+        total_sessions,
+        total_practice_minutes,
+        first_session_at,
+        last_session_at,
+        active_days,
+        sessions_per_week,
+        avg_days_between_sessions,
+        longest_streak_days,
+        current_streak_days,
+        preferred_day_of_week,
+        preferred_hour_of_day,
+        overall_consistency_score,
+        {%- for metric in export_metrics() %}
+        {{ metric }}_mean,
+        {{ metric }}_p50,
+        {{ metric }}_slope_per_week,
+        {{ metric }}_trend_direction,
+        {%- endfor %}
+        first_data_date,
+        last_data_date,
+        data_points,
+        completeness_pct
+    from {{ ref('export_user_summary') }}
+),
+
+sessions as (
+    select
+        session_id,
+        user_id,
+        attempt_id,
+        session_type,
+        started_at,
+        date_key,
+        duration_ms,
+        words_spoken,
+        score,
+        pronunciation_score,
+        fluency_score,
+        grammar_score,
+        pace_wpm,
+        pitch_hz,
+        volume_db,
+        pauses_per_min,
+        clarity,
+        confidence,
+        topics,
+        vocabulary_learned,
+        areas_to_improve
+    from {{ ref('export_sessions') }}
+),
+
+session_documents as (
+    select
+        sessions.user_id,
+        jsonb_agg(
+            to_jsonb(sessions) - 'user_id' order by sessions.started_at, sessions.session_id
+        ) as document
+    from sessions
+    group by sessions.user_id
+),
+
+statistics as (
+    select
+        user_id,
+        metric,
+        n,
+        min_value,
+        max_value,
+        mean_value,
+        median_value,
+        mode_value,
+        stddev_value,
+        variance_value,
+        range_value,
+        iqr_value,
+        p25,
+        p50,
+        p75,
+        p90,
+        p95,
+        p99,
+        pct_in_optimal,
+        pct_above_optimal,
+        pct_below_optimal,
+        pct_improved_vs_previous
+    from {{ ref('user_metric_stats') }}
+),
+
+statistics_documents as (
+    select
+        statistics.user_id,
+        jsonb_agg(to_jsonb(statistics) - 'user_id' order by statistics.metric) as document
+    from statistics
+    group by statistics.user_id
+),
+
+trends as (
+    select
+        user_id,
+        metric,
+        n,
+        baseline_value,
+        current_value,
+        change_abs,
+        change_pct,
+        slope_per_day,
+        intercept,
+        r_squared,
+        velocity_per_week,
+        trend_direction,
+        trend_strength
+    from {{ ref('user_metric_trends') }}
+),
+
+trend_documents as (
+    select
+        trends.user_id,
+        jsonb_agg(to_jsonb(trends) - 'user_id' order by trends.metric) as document,
+        jsonb_agg(
+            jsonb_build_object(
+                'metric', trends.metric,
+                'slope_per_day', trends.slope_per_day,
+                'velocity_per_week', trends.velocity_per_week
+            ) order by trends.metric
+        ) as velocity
+    from trends
+    group by trends.user_id
+),
+
+patterns as (
+    select
+        user_id,
+        metric,
+        pattern
+    from {{ ref('user_metric_patterns') }}
+),
+
+pattern_documents as (
+    select
+        patterns.user_id,
+        jsonb_agg(to_jsonb(patterns) - 'user_id' order by patterns.metric) as document
+    from patterns
+    group by patterns.user_id
+),
+
+consistency as (
+    select
+        user_id,
+        metric,
+        consistency_score,
+        session_to_session_variance
+    from {{ ref('user_consistency') }}
+),
+
+consistency_documents as (
+    select
+        consistency.user_id,
+        jsonb_agg(to_jsonb(consistency) - 'user_id' order by consistency.metric) as document
+    from consistency
+    group by consistency.user_id
+),
+
+habits as (
+    select
+        user_id,
+        total_sessions,
+        total_practice_minutes,
+        first_session_at,
+        last_session_at,
+        active_days,
+        sessions_per_week,
+        avg_days_between_sessions,
+        longest_streak_days,
+        current_streak_days,
+        preferred_day_of_week,
+        preferred_hour_of_day
+    from {{ ref('user_practice_habits') }}
+),
+
+best_worst as (
+    select
+        user_id,
+        kind,
+        rank,
+        session_id,
+        started_at,
+        score
+    from {{ ref('user_best_worst_sessions') }}
+),
+
+best_worst_documents as (
+    select
+        best_worst.user_id,
+        jsonb_agg(
+            to_jsonb(best_worst) - 'user_id' order by best_worst.kind, best_worst.rank
+        ) as document
+    from best_worst
+    group by best_worst.user_id
+),
+
+milestones as (
+    select
+        user_id,
+        milestone,
+        achieved_at,
+        value
+    from {{ ref('user_milestones') }}
+),
+
+milestone_documents as (
+    select
+        milestones.user_id,
+        jsonb_agg(
+            to_jsonb(milestones) - 'user_id' order by milestones.achieved_at, milestones.milestone
+        ) as document
+    from milestones
+    group by milestones.user_id
+),
+
+feedback as (
+    select
+        user_id,
+        metric,
+        feedback_count,
+        warning_count,
+        most_common_message,
+        first_at,
+        last_at
+    from {{ ref('user_feedback_summary') }}
+),
+
+feedback_documents as (
+    select
+        feedback.user_id,
+        jsonb_agg(to_jsonb(feedback) - 'user_id' order by feedback.metric) as document
+    from feedback
+    group by feedback.user_id
+),
+
+recommendations as (
+    select
+        user_id,
+        priority,
+        total,
+        implemented,
+        implementation_rate
+    from {{ ref('user_recommendations_summary') }}
+),
+
+recommendation_documents as (
+    select
+        recommendations.user_id,
+        jsonb_agg(
+            to_jsonb(recommendations) - 'user_id' order by recommendations.priority
+        ) as document
+    from recommendations
+    group by recommendations.user_id
+),
+
+coaching_events as (
+    select
+        event_id,
+        user_id,
+        attempt_id,
+        session_id,
+        event_type,
+        event_value,
+        timestamp_ms,
+        occurred_at
+    from {{ ref('export_kpi_events') }}
+    where event_type in ('feedback_given', 'recommendation_made')
+),
+
+coaching_history as (
+    select
+        coaching_events.user_id,
+        coalesce(
+            jsonb_agg(
+                to_jsonb(coaching_events) - 'user_id' - 'event_type'
+                order by coaching_events.occurred_at, coaching_events.event_id
+            ) filter (where coaching_events.event_type = 'feedback_given'),
+            '[]'::jsonb
+        ) as feedback,
+        coalesce(
+            jsonb_agg(
+                to_jsonb(coaching_events) - 'user_id' - 'event_type'
+                order by coaching_events.occurred_at, coaching_events.event_id
+            ) filter (where coaching_events.event_type = 'recommendation_made'),
+            '[]'::jsonb
+        ) as recommendations
+    from coaching_events
+    group by coaching_events.user_id
+),
+
+comparisons as (
+    select
+        user_id,
+        metric,
+        comparison,
+        current_value,
+        compared_value,
+        difference,
+        pct_change
+    from {{ ref('user_comparisons') }}
+),
+
+comparison_documents as (
+    select
+        comparisons.user_id,
+        jsonb_agg(
+            to_jsonb(comparisons) - 'user_id' order by comparisons.metric, comparisons.comparison
+        ) as document
+    from comparisons
+    group by comparisons.user_id
+),
+
+predictions as (
+    select
+        user_id,
+        metric,
+        horizon,
+        horizon_days,
+        projected_value,
+        target_value,
+        goal_probability
+    from {{ ref('user_predictions') }}
+),
+
+prediction_documents as (
+    select
+        predictions.user_id,
+        jsonb_agg(
+            to_jsonb(predictions) - 'user_id' order by predictions.metric, predictions.horizon_days
+        ) as document
+    from predictions
+    group by predictions.user_id
+),
+
+data_metadata as (
+    select
+        user_id,
+        first_data_date,
+        last_data_date,
+        data_points,
+        sessions,
+        attempts,
+        kpi_events,
+        metric_values,
+        records_expected,
+        completeness_pct,
+        metric_coverage_pct
+    from {{ ref('user_data_metadata') }}
+)
+
+select
+    users.user_id,
+    users.org_id,
+    {{ export_version() }} as export_version,
+    now() as exported_at,
+    jsonb_build_object(
+        'export_version', {{ export_version() }},
+        'user', to_jsonb(users),
+        'summary', to_jsonb(summary),
+        'sessions', coalesce(session_documents.document, '[]'::jsonb),
+        'statistics', coalesce(statistics_documents.document, '[]'::jsonb),
+        'trends', coalesce(trend_documents.document, '[]'::jsonb),
+        'patterns', coalesce(pattern_documents.document, '[]'::jsonb),
+        'consistency', coalesce(consistency_documents.document, '[]'::jsonb),
+        'habits', to_jsonb(habits) - 'user_id',
+        'velocity', coalesce(trend_documents.velocity, '[]'::jsonb),
+        'best_worst_sessions', coalesce(best_worst_documents.document, '[]'::jsonb),
+        'milestones', coalesce(milestone_documents.document, '[]'::jsonb),
+        'feedback', jsonb_build_object(
+            'summary', coalesce(feedback_documents.document, '[]'::jsonb),
+            'history', coalesce(coaching_history.feedback, '[]'::jsonb)
+        ),
+        'recommendations', jsonb_build_object(
+            'summary', coalesce(recommendation_documents.document, '[]'::jsonb),
+            'history', coalesce(coaching_history.recommendations, '[]'::jsonb)
+        ),
+        'comparisons', coalesce(comparison_documents.document, '[]'::jsonb),
+        'predictions', coalesce(prediction_documents.document, '[]'::jsonb),
+        'metadata', to_jsonb(data_metadata) - 'user_id'
+    ) as document
+from users
+left join summary on users.user_id = summary.user_id
+left join session_documents on users.user_id = session_documents.user_id
+left join statistics_documents on users.user_id = statistics_documents.user_id
+left join trend_documents on users.user_id = trend_documents.user_id
+left join pattern_documents on users.user_id = pattern_documents.user_id
+left join consistency_documents on users.user_id = consistency_documents.user_id
+left join habits on users.user_id = habits.user_id
+left join best_worst_documents on users.user_id = best_worst_documents.user_id
+left join milestone_documents on users.user_id = milestone_documents.user_id
+left join feedback_documents on users.user_id = feedback_documents.user_id
+left join recommendation_documents on users.user_id = recommendation_documents.user_id
+left join coaching_history on users.user_id = coaching_history.user_id
+left join comparison_documents on users.user_id = comparison_documents.user_id
+left join prediction_documents on users.user_id = prediction_documents.user_id
+left join data_metadata on users.user_id = data_metadata.user_id
