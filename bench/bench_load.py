@@ -42,7 +42,9 @@ def admin() -> psycopg.Connection:
 
 def fresh_database(name: str) -> dict[str, str]:
     with admin() as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     return {**os.environ, "PGDATABASE": name}
 
@@ -58,11 +60,13 @@ def copy_file(conn: psycopg.Connection, table: str, path: Path, columns: list[st
     statement = sql.SQL("copy {} ({}) from stdin (format csv, header true)").format(
         sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     )
-    with conn.cursor() as cur, cur.copy(statement) as copy, open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            copy.write(chunk)
+    with conn.cursor() as cur:
+        with cur.copy(statement) as copy, open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                copy.write(chunk)
+        rows = cur.rowcount
     conn.commit()
-    return cur.rowcount
+    return rows
 
 
 def header_of(path: Path) -> list[str]:
@@ -77,7 +81,8 @@ def plain_copy(files: list[Path], typed: bool) -> tuple[float, int]:
     with connect(name) as conn:
         if typed:
             definition = ", ".join(
-                f'"{c}" {KPI_EVENTS.column(c).sql_type}' if c in KPI_EVENTS.column_names
+                f'"{c}" {KPI_EVENTS.column(c).sql_type}'
+                if c in KPI_EVENTS.column_names
                 else f'"{c}" text'
                 for c in columns
             )
@@ -125,7 +130,8 @@ def dlt_load(kpi_files: list[Path]) -> float | None:
     start = time.perf_counter()
     subprocess.run(
         [str(DLT_PYTHON), str(ROOT / "bench" / "dlt_load.py"), *map(str, kpi_files)],
-        check=True, env=env,
+        check=True,
+        env=env,
     )
     return time.perf_counter() - start
 
@@ -135,7 +141,10 @@ def build(database: str, *args: str) -> float:
     start = time.perf_counter()
     subprocess.run(
         [str(Path(sys.executable).with_name("warehouse")), "build", *args],
-        check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+        check=True,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
     )
     return time.perf_counter() - start
 
@@ -166,7 +175,9 @@ def main() -> None:
     results: dict[str, float | int | None] = {}
     text_s, rows = plain_copy(kpi_files, typed=False)
     results.update(rows=rows, plain_text_copy_s=text_s)
-    print(f"plain COPY, text columns: {rows:,} rows in {text_s:.1f} s = {rows / text_s:,.0f} rows/s")
+    print(
+        f"plain COPY, text columns: {rows:,} rows in {text_s:.1f} s = {rows / text_s:,.0f} rows/s"
+    )
     typed_s, _ = plain_copy(kpi_files, typed=True)
     results["plain_typed_copy_s"] = typed_s
     print(f"plain COPY, typed columns: {typed_s:.1f} s (nan: a bad row stopped it)")
@@ -183,23 +194,33 @@ def main() -> None:
         if dlt_s is None:
             print("dlt: not installed (run bench/setup_dlt.sh)")
         else:
-            print(f"dlt (arrow -> csv -> COPY): {dlt_s:.1f} s = {text_s / dlt_s:.2f}x plain text COPY")
+            print(
+                f"dlt (arrow -> csv -> COPY): {dlt_s:.1f} s = {text_s / dlt_s:.2f}x plain text COPY"
+            )
 
     if not args.skip_build:
         full_s = build("bench_warehouse", "--full-refresh")
         extra = args.data / f"increment-of-scale{args.scale:g}"
         if not (extra / "manifest.json").exists():
             extra.mkdir(parents=True, exist_ok=True)
-            generate(extra, scale=args.scale / 100, seed=2, formats="csv", bad_rows=False,
-                     redeliveries=False)
+            generate(
+                extra,
+                scale=args.scale / 100,
+                seed=2,
+                formats="csv",
+                bad_rows=False,
+                redeliveries=False,
+            )
         with connect("bench_warehouse") as conn:
             loader = Loader(conn, progress=False)
             for path in discover([extra])[0]:
                 loader.load_file(path)
         incremental_s = build("bench_warehouse")
         results.update(build_full_s=full_s, build_incremental_s=incremental_s)
-        print(f"dbt build: full {full_s:.0f} s, incremental after +1% data {incremental_s:.0f} s"
-              f" ({100 * incremental_s / full_s:.0f}% of full)")
+        print(
+            f"dbt build: full {full_s:.0f} s, incremental after +1% data {incremental_s:.0f} s"
+            f" ({100 * incremental_s / full_s:.0f}% of full)"
+        )
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "load.json").write_text(json.dumps(results, indent=2))

@@ -16,16 +16,16 @@ import pyarrow.csv as pacsv
 def kpi_batches(paths: list[str]):
     convert = pacsv.ConvertOptions(strings_can_be_null=True)
     for path in paths:
-        reader = pacsv.open_csv(path, convert_options=convert)
-        for batch in reader:
-            yield batch
+        yield from pacsv.open_csv(path, convert_options=convert)
 
 
 def main() -> None:
     paths = sys.argv[1:]
     host = os.environ["PGHOST"]
+    # dlt insists on a password; the embedded server trusts its socket and ignores it
     credentials = (
-        f"postgresql://{os.environ.get('PGUSER', 'postgres')}@localhost:"
+        f"postgresql://{os.environ.get('PGUSER', 'postgres')}:"
+        f"{os.environ.get('PGPASSWORD', 'unused')}@localhost:"
         f"{os.environ.get('PGPORT', '5432')}/{os.environ['PGDATABASE']}?host={host}"
     )
     pipeline = dlt.pipeline(

@@ -76,7 +76,9 @@ def db_status() -> None:
         return
     status = server.status()
     if status.running:
-        click.echo(f"running (pid {status.pid}), data {status.data_dir}, socket {status.socket_dir}")
+        click.echo(
+            f"running (pid {status.pid}), data {status.data_dir}, socket {status.socket_dir}"
+        )
     else:
         click.echo(f"stopped, data {status.data_dir}")
         sys.exit(3)

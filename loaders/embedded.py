@@ -110,7 +110,8 @@ class EmbeddedServer:
         for folder in (bin_dir.parent, *bin_dir.parent.parents):
             folder.chmod(folder.stat().st_mode | traverse)
         for path in bin_dir.parent.rglob("*"):
-            extra = traverse if path.is_dir() or path.parent.name == "bin" else stat.S_IRGRP | stat.S_IROTH
+            executable = path.is_dir() or path.parent.name == "bin"
+            extra = traverse if executable else stat.S_IRGRP | stat.S_IROTH
             path.chmod(path.stat().st_mode | extra)
         for folder in (self.data_dir, self.socket_dir):
             folder.mkdir(parents=True, exist_ok=True)
@@ -164,7 +165,9 @@ class EmbeddedServer:
             "-o", f"-p {self.port} -k {self.socket_dir}", "start",
         )
         if result.returncode != 0:
-            log = self.log_file.read_text(errors="replace")[-4000:] if self.log_file.exists() else ""
+            log = ""
+            if self.log_file.exists():
+                log = self.log_file.read_text(errors="replace")[-4000:]
             raise RuntimeError(f"could not start PostgreSQL:\n{result.stderr}\n{log}")
         self._wait_ready()
         self._ensure_database()

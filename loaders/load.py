@@ -233,17 +233,20 @@ class _Progress:
         self._bar.close()
 
 
-def _read_lines(path: Path, wanted: set[int]) -> dict[int, str]:
-    """The text of the given 1-based file lines (for quarantine), in one pass that skips
-    whole blocks holding none of them."""
+def _read_lines(
+    path: Path, wanted: set[int], start: int = 0, first_line: int = 1
+) -> dict[int, str]:
+    """The text of the given 1-based file lines (for quarantine), reading from byte `start`
+    (where line `first_line` begins) and skipping whole blocks that hold none of them."""
     found: dict[int, str] = {}
     if not wanted:
         return found
     targets = sorted(wanted)
     next_target = 0
-    line = 1  # number of the line that starts at the current position
+    line = first_line  # number of the line that starts at the current position
     carry = b""
     with _open_binary(path) as handle:
+        handle.seek(start)
         while next_target < len(targets):
             block = handle.read(8 * CHUNK_BYTES)
             if not block:
@@ -553,8 +556,6 @@ class Loader:
             if any(isinstance(error, _NeedsLenientParse) for error in failures):
                 return [self._land_csv_leniently(path, stream, load_id, columns)]
             raise failures[0]
-        for part in landed:
-            self._resolve_skipped_rows(path, part, stream)
         return landed  # type: ignore[return-value]
 
     def _copy_csv_piece(
@@ -619,18 +620,10 @@ class Loader:
                     part.problems.append(problem)
                 part.rows_read = copied + len(skipped)
                 part.rows_good = copied - (len(part.problems) - len(skipped))
-                return part
+            _resolve_raw_lines(path, piece, part)
+            return part
         finally:
             conn.remove_notice_handler(on_notice)
-
-    def _resolve_skipped_rows(self, path: Path, part: PartResult, stream: Stream) -> None:
-        wanted = {
-            int(problem.location.split()[1]) for problem in part.problems if problem.raw_row is None
-        }
-        lines = _read_lines(path, wanted)
-        for problem in part.problems:
-            if problem.raw_row is None:
-                problem.raw_row = lines.get(int(problem.location.split()[1]))
 
     def _land_csv_leniently(
         self, path: Path, stream: Stream, load_id: int, columns: _Columns
@@ -679,7 +672,8 @@ class Loader:
                             f"row has {len(fields)} fields, the header has {width}",
                         ))
                     else:
-                        copy.write_row([*(value if value != "" else None for value in fields), read])
+                        values = [value if value != "" else None for value in fields]
+                        copy.write_row([*values, read])
                         good += 1
             typed = _create_landing(cur, stream, load_id, 1, 1, columns.extras)
             problems += self._cast_text_rows(cur, stream, table, typed, columns)
@@ -954,6 +948,19 @@ class Loader:
             )
             for row_number, raw, reason in rows
         ]
+
+
+def _resolve_raw_lines(path: Path, piece: Part, part: PartResult) -> None:
+    """Fill in the verbatim file line of each problem of a piece."""
+    pending = [problem for problem in part.problems if problem.raw_row is None]
+    if not pending:
+        return
+    lines = _read_lines(
+        path, {int(problem.location.split()[1]) for problem in pending},
+        start=piece.start, first_line=piece.first_line,
+    )
+    for problem in pending:
+        problem.raw_row = lines.get(int(problem.location.split()[1]))
 
 
 class _NeedsLenientParse(Exception):

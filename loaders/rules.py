@@ -78,13 +78,18 @@ def _column_rules(column: Column) -> list[tuple[sql.Composable, sql.Composable]]
     if column.kind == NUMBER:
         rules.append(
             (
-                sql.SQL("{} in ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)").format(ref),
+                sql.SQL(
+                    "{} in ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8)"
+                ).format(ref),
                 _reason(column, "is not a finite number", ref),
             )
         )
     if column.kind == TIMESTAMP:
         rules.append(
-            (sql.SQL("not isfinite({})").format(ref), _reason(column, "is not a finite timestamp", ref))
+            (
+                sql.SQL("not isfinite({})").format(ref),
+                _reason(column, "is not a finite timestamp", ref),
+            )
         )
     if column.minimum is not None:
         rules.append(

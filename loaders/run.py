@@ -149,6 +149,121 @@ def build_needed(conn: psycopg.Connection) -> bool:
     return finished_at.astimezone(dt.UTC).date() < dt.datetime.now(dt.UTC).date()
 
 
+# --------------------------------------------------------------------------- export views guard
+
+VIEW_GUARD_DDL = """
+create schema if not exists ops;
+create table if not exists ops.export_view_definitions (
+    view_name text primary key,
+    definition text not null,
+    relation_comment text,
+    column_comments jsonb not null default '{}'::jsonb,
+    saved_at timestamptz not null default now()
+);
+comment on table ops.export_view_definitions is
+    'Last definition of each exports view; restored when a failed build dropped it.';
+"""
+
+
+def save_export_views(conn: psycopg.Connection) -> int:
+    """Remember the definition, comments of every view in schema exports (upsert)."""
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('warehouse.ops_schema'))")
+        conn.execute(VIEW_GUARD_DDL)
+        cur = conn.execute(
+            """
+            insert into ops.export_view_definitions
+                (view_name, definition, relation_comment, column_comments, saved_at)
+            select
+                c.relname,
+                pg_get_viewdef(c.oid, true),
+                obj_description(c.oid, 'pg_class'),
+                coalesce((
+                    select jsonb_object_agg(a.attname, col_description(c.oid, a.attnum))
+                    from pg_attribute as a
+                    where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+                        and col_description(c.oid, a.attnum) is not null
+                ), '{}'::jsonb),
+                now()
+            from pg_class as c
+            join pg_namespace as n on n.oid = c.relnamespace
+            where n.nspname = 'exports' and c.relkind = 'v'
+                and c.relname not like '%%__dbt_tmp' and c.relname not like '%%__dbt_backup'
+            on conflict (view_name) do update set
+                definition = excluded.definition,
+                relation_comment = excluded.relation_comment,
+                column_comments = excluded.column_comments,
+                saved_at = excluded.saved_at
+            """
+        )
+        return cur.rowcount
+
+
+def restore_export_views(conn: psycopg.Connection, role: str = "reporting") -> list[str]:
+    """Re-create the saved export views that no longer exist (a failed build dropped them
+    with the tables they read), with their comments and the reporting role's grant. Views
+    are retried until no more can be created (they may depend on each other)."""
+    from psycopg import sql
+
+    if conn.execute("select to_regclass('ops.export_view_definitions')").fetchone()[0] is None:
+        conn.rollback()
+        return []
+    pending = conn.execute(
+        "select view_name, definition, relation_comment, column_comments"
+        " from ops.export_view_definitions"
+        " where to_regclass(format('exports.%%I', view_name)) is null order by view_name"
+    ).fetchall()
+    conn.commit()
+    role_exists = conn.execute(
+        "select exists (select from pg_roles where rolname = %s)", (role,)
+    ).fetchone()[0]
+    conn.commit()
+    restored: list[str] = []
+    while pending:
+        left = []
+        for name, definition, comment, column_comments in pending:
+            view = sql.Identifier("exports", name)
+            try:
+                with conn.transaction():
+                    conn.execute(sql.SQL("create view {} as {}").format(
+                        view, sql.SQL(definition.rstrip().rstrip(";"))))
+                    if comment is not None:
+                        conn.execute(sql.SQL("comment on view {} is {}").format(
+                            view, sql.Literal(comment)))
+                    for column, text in (column_comments or {}).items():
+                        conn.execute(sql.SQL("comment on column {} is {}").format(
+                            sql.Identifier("exports", name, column), sql.Literal(text)))
+                    if role_exists:
+                        conn.execute(sql.SQL("grant select on {} to {}").format(
+                            view, sql.Identifier(role)))
+                restored.append(name)
+            except psycopg.Error:
+                left.append((name, definition, comment, column_comments))
+        if len(left) == len(pending):
+            break
+        pending = left
+    return restored
+
+
+def guarded_build(dbt_args: list[str] | None = None, say: Callable[[str], None] = print) -> int:
+    """`dbt build`; when it fails, export views it dropped on the way (dbt drops a rebuilt
+    table's old copy with `cascade`, taking the views that read it) are re-created from
+    their definitions saved just before, so BI and psql keep reading the previous figures."""
+    from loaders.check import run_dbt
+    from loaders.db import connect
+
+    with connect() as conn:
+        save_export_views(conn)
+    code = run_dbt(["build", *(dbt_args or [])])
+    if code != 0:
+        with connect() as conn:
+            restored = restore_export_views(conn)
+        if restored:
+            say("build failed: re-created export views " + ", ".join(restored)
+                + " from their last definitions")
+    return code
+
+
 def _lock_connection(wait: bool) -> psycopg.Connection | None:
     from loaders.db import connect
 
@@ -174,7 +289,7 @@ def run(
     min_age: float = 0.0,
     say: Callable[[str], None] = print,
 ) -> RunOutcome:
-    from loaders.check import run_checks, run_dbt
+    from loaders.check import run_checks
     from loaders.db import connect
     from loaders.load import load_paths
 
@@ -222,7 +337,7 @@ def run(
             conn.commit()
             if loaded or force_build or build_needed(conn):
                 say("building: dbt build")
-                code = run_dbt(["build", *(dbt_args or [])])
+                code = guarded_build(dbt_args, say)
                 outcome.build_status = "success" if code == 0 else "failed"
             else:
                 say("nothing new to load and today's build is done: build skipped")

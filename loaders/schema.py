@@ -11,7 +11,8 @@ LEDGER_DDL = """
 create schema if not exists raw;
 comment on schema raw is 'Loader landing tables (typed, as delivered), load ledger and quarantine.';
 create schema if not exists raw_landing;
-comment on schema raw_landing is 'Files being loaded; a table here without a ledger row is an interrupted load.';
+comment on schema raw_landing is
+    'Files being loaded; a table here without a ledger row is an interrupted load.';
 create sequence if not exists raw.load_id_seq;
 
 create table if not exists raw.load_ledger (

@@ -5,10 +5,21 @@
     '{{ var("export_version", "1.0.0") }}'::text
 {%- endmacro %}
 
-{#- The six voice metrics of the contract, in the order the export columns list them. The
-    flat export views need them as fixed column names (enforced contracts). -#}
-{% macro export_metrics() -%}
-    {{ return(['pace', 'pitch', 'volume', 'pauses', 'clarity', 'confidence']) }}
+{#- When the dbt invocation that builds the export views started, and its id (literals). -#}
+{% macro export_built_at() -%}
+    {%- if run_started_at is defined -%}
+        '{{ run_started_at.isoformat() }}'::timestamptz
+    {%- else -%}
+        null::timestamptz
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro export_invocation_id() -%}
+    {%- if invocation_id is defined -%}
+        '{{ invocation_id }}'::text
+    {%- else -%}
+        null::text
+    {%- endif -%}
 {%- endmacro %}
 
 {#- A JSON array of strings as one text, elements joined with '; ' in list order; null

@@ -12,6 +12,7 @@ them (CSV cell text, NDJSON native JSON, Parquet typed columns):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import gzip
@@ -23,11 +24,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -250,6 +252,28 @@ def write_any(path_stem: Path, fmt: str, records: Sequence[dict[str, Any]], stre
 
 
 # --------------------------------------------------------------------------- database
+
+
+@contextlib.contextmanager
+def own_database(server_env: dict[str, str], name: str) -> Iterator[Any]:
+    """An empty database shared by the tests of one module (like `fresh_database`)."""
+    from conftest import Database
+
+    def admin() -> psycopg.Connection:
+        return psycopg.connect(
+            host=server_env["PGHOST"], port=server_env.get("PGPORT"),
+            user=server_env.get("PGUSER"), dbname="postgres", autocommit=True,
+        )
+
+    name = f"t_{name}_{uuid.uuid4().hex[:6]}".lower()
+    with admin() as conn:
+        conn.execute(f'create database "{name}"')
+    try:
+        yield Database({**server_env, "PGDATABASE": name})
+    finally:
+        if os.environ.get("WAREHOUSE_KEEP_TEST_DBS") != "1":
+            with admin() as conn:
+                conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 def load(db, *paths: Path | str, check: bool = True) -> subprocess.CompletedProcess:

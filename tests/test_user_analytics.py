@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import itertools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,8 @@ def _typed(column: Column, value: Any) -> Any:
             except ValueError as error:
                 raise _Bad(f"{column.name} not json") from error
         else:
-            parsed = list(value) if column.kind == JSON_ARRAY and not isinstance(value, dict) else value
+            is_list = column.kind == JSON_ARRAY and not isinstance(value, dict)
+            parsed = list(value) if is_list else value
         if column.kind == JSON_ARRAY:
             if not isinstance(parsed, list) or not all(isinstance(v, str) for v in parsed):
                 raise _Bad(f"{column.name} not an array of strings")
@@ -167,6 +169,11 @@ def read_stream(folder: Path, stream_name: str) -> pd.DataFrame:
     frame = frame.sort_values(order, ascending=ascending, kind="stable")
     frame = frame.drop_duplicates(stream.key, keep="first").drop(columns="_load")
     return frame.reset_index(drop=True)
+
+
+def _field(events: pd.DataFrame, key: str) -> list[str | None]:
+    """`event_value ->> key` for every event (null when the payload or the key is missing)."""
+    return [_json_text((value or {}).get(key)) for value in events["event_value"]]
 
 
 def _json_text(value: Any) -> str | None:
@@ -385,17 +392,17 @@ class Reference:
         return out
 
     def _regression(self, x: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
-        """As Postgres regr_slope / regr_intercept / regr_r2, plus SSE-based s."""
+        """As Postgres regr_slope / regr_intercept / regr_r2 (null when x has no variance;
+        r² = 1 when y has none), via scipy; s = sqrt(SSE / (n − 2)) from the residuals."""
         n = len(x)
         if n < 2 or np.ptp(x) == 0:
             return {"slope": None, "intercept": None, "r2": None, "s": None}
-        sxx = float(np.sum((x - x.mean()) ** 2))
-        sxy = float(np.sum((x - x.mean()) * (y - y.mean())))
-        syy = float(np.sum((y - y.mean()) ** 2))
-        slope = sxy / sxx
-        intercept = float(y.mean() - slope * x.mean())
         constant = np.ptp(y) == 0
-        r2 = 1.0 if constant else sxy * sxy / (sxx * syy)
+        if constant:
+            slope, intercept, r2 = 0.0, float(y[0]), 1.0
+        else:
+            fit = stats.linregress(x, y)
+            slope, intercept, r2 = float(fit.slope), float(fit.intercept), float(fit.rvalue) ** 2
         s = None
         if n >= 3:
             sse = float(np.sum((y - (intercept + slope * x)) ** 2))
@@ -415,7 +422,7 @@ class Reference:
             n = len(v)
             p25, p50, p75, p90, p95, p99 = np.percentile(v, [25, 50, 75, 90, 95, 99])
             good = [goodness(x, d) for x in v]
-            improved = sum(1 for a, b in zip(good[:-1], good[1:], strict=True) if b > a)
+            improved = sum(1 for a, b in itertools.pairwise(good) if b > a)
             rows.append({
                 "user_id": user_id, "metric": metric, "n": n,
                 "min_value": v.min(), "max_value": v.max(), "mean_value": v.mean(),
@@ -634,7 +641,11 @@ class Reference:
                     reached = np.flatnonzero(hours >= threshold)
                     hit = (int(reached[0]), hours[reached[0]]) if len(reached) else None
                 elif d["milestone_type"] == "streak_days":
-                    days = [a + dt.timedelta(days=int(threshold) - 1) for a, _, n in runs if n >= threshold]
+                    days = [
+                        first + dt.timedelta(days=int(threshold) - 1)
+                        for first, _, length in runs
+                        if length >= threshold
+                    ]
                     if days:
                         hit = (local_dates.index(days[0]), threshold)
                 if hit is not None:
@@ -649,9 +660,9 @@ class Reference:
         feedback = self.events[self.events["event_type"] == "feedback_given"]
         parts = pd.DataFrame({
             "user_id": feedback["user_id"],
-            "metric": [_json_text((v or {}).get("metric")) or "unknown" for v in feedback["event_value"]],
-            "message": [_json_text((v or {}).get("message")) for v in feedback["event_value"]],
-            "severity": [_json_text((v or {}).get("severity")) for v in feedback["event_value"]],
+            "metric": [v or "unknown" for v in _field(feedback, "metric")],
+            "message": _field(feedback, "message"),
+            "severity": _field(feedback, "severity"),
             "occurred_at": feedback["occurred_at"],
         })
         rows = []
@@ -668,8 +679,8 @@ class Reference:
         made = self.events[self.events["event_type"] == "recommendation_made"]
         parts = pd.DataFrame({
             "user_id": made["user_id"],
-            "priority": [_json_text((v or {}).get("priority")) or "unknown" for v in made["event_value"]],
-            "implemented": [_json_text((v or {}).get("implemented")) == "true" for v in made["event_value"]],
+            "priority": [v or "unknown" for v in _field(made, "priority")],
+            "implemented": [v == "true" for v in _field(made, "implemented")],
         })
         rows = []
         for (user_id, priority), group in parts.groupby(["user_id", "priority"], sort=True):
@@ -751,7 +762,9 @@ def _same(actual: Any, expected: Any) -> bool:
     return str(actual) == str(expected)
 
 
-def assert_frames_agree(actual: pd.DataFrame, expected: pd.DataFrame, keys: tuple[str, ...]) -> None:
+def assert_frames_agree(
+    actual: pd.DataFrame, expected: pd.DataFrame, keys: tuple[str, ...]
+) -> None:
     """Same key set; every column of `expected` equal within TOLERANCE (nulls equal nulls)."""
     assert not actual.duplicated(list(keys)).any(), f"duplicate keys {keys} in the mart"
     actual = actual.assign(**{k: actual[k].map(str) for k in keys})

@@ -10,8 +10,9 @@
             select from pg_constraint
             where conrelid = '{{ this }}'::regclass and contype = 'p'
         ) then
-            alter table {{ this }} add constraint {{ this.identifier }}_pkey
-                primary key ({{ columns | join(', ') }});
+            -- unnamed: during a --full-refresh the replaced table (dropped after the
+            -- commit) still holds the name <table>_pkey
+            alter table {{ this }} add primary key ({{ columns | join(', ') }});
         end if;
     end
     $$
@@ -59,4 +60,29 @@
     end
     $$
     {%- endif -%}
+{%- endmacro %}
+
+{#- Declare a relationship for BI tools (Metabase reads foreign keys to offer joins) without
+    enforcing it: PostgreSQL 18's NOT ENFORCED foreign keys are catalogue entries only, so
+    unknown or late references (a user not in the users file yet) never fail a load. The
+    relationship is tested by a warn-level dbt relationships test instead. Re-added after
+    the referenced table is rebuilt (a rebuild drops it with the old table). Skipped on
+    servers older than PostgreSQL 18. -#}
+{% macro star_foreign_key(column, to_relation, to_column, from_relation=none) -%}
+    {%- set from_relation = from_relation or this -%}
+    {%- set constraint_name = (from_relation.identifier ~ '_' ~ column ~ '_fkey')[:63] -%}
+    do $$
+    begin
+        if current_setting('server_version_num')::int >= 180000
+            and to_regclass('{{ from_relation }}') is not null
+            and to_regclass('{{ to_relation }}') is not null
+            and not exists (
+                select from pg_constraint
+                where conrelid = '{{ from_relation }}'::regclass and conname = '{{ constraint_name }}'
+            ) then
+            execute 'alter table {{ from_relation }} add constraint {{ constraint_name }} '
+                'foreign key ({{ column }}) references {{ to_relation }} ({{ to_column }}) not enforced';
+        end if;
+    end
+    $$
 {%- endmacro %}

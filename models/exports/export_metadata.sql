@@ -3,5 +3,5 @@
 -- export --archive` writes it into its manifest.
 select
     {{ export_version() }} as export_version,
-    '{{ run_started_at.isoformat() }}'::timestamptz as built_at,
-    '{{ invocation_id }}'::text as dbt_invocation_id
+    {{ export_built_at() }} as built_at,
+    {{ export_invocation_id() }} as dbt_invocation_id

@@ -4,7 +4,6 @@
 -- mean and median (user_metric_stats), slope per week and trend direction
 -- (user_metric_trends), plus the user's data metadata (user_data_metadata). Every figure is
 -- read from its mart, none is recomputed here; users without data get 0 totals and nulls.
-{%- set metrics = export_metrics() %}
 with users as (
     select
         user_id,
@@ -53,10 +52,18 @@ overall_consistency as (
 metric_stats as (
     select
         user_id,
-        {%- for metric in metrics %}
-        max(mean_value) filter (where metric = '{{ metric }}') as {{ metric }}_mean,
-        max(median_value) filter (where metric = '{{ metric }}') as {{ metric }}_p50{{ ',' if not loop.last }}
-        {%- endfor %}
+        max(mean_value) filter (where metric = 'pace') as pace_mean,
+        max(median_value) filter (where metric = 'pace') as pace_p50,
+        max(mean_value) filter (where metric = 'pitch') as pitch_mean,
+        max(median_value) filter (where metric = 'pitch') as pitch_p50,
+        max(mean_value) filter (where metric = 'volume') as volume_mean,
+        max(median_value) filter (where metric = 'volume') as volume_p50,
+        max(mean_value) filter (where metric = 'pauses') as pauses_mean,
+        max(median_value) filter (where metric = 'pauses') as pauses_p50,
+        max(mean_value) filter (where metric = 'clarity') as clarity_mean,
+        max(median_value) filter (where metric = 'clarity') as clarity_p50,
+        max(mean_value) filter (where metric = 'confidence') as confidence_mean,
+        max(median_value) filter (where metric = 'confidence') as confidence_p50
     from {{ ref('user_metric_stats') }}
     group by user_id
 ),
@@ -64,10 +71,18 @@ metric_stats as (
 metric_trends as (
     select
         user_id,
-        {%- for metric in metrics %}
-        max(velocity_per_week) filter (where metric = '{{ metric }}') as {{ metric }}_slope_per_week,
-        max(trend_direction) filter (where metric = '{{ metric }}') as {{ metric }}_trend_direction{{ ',' if not loop.last }}
-        {%- endfor %}
+        max(velocity_per_week) filter (where metric = 'pace') as pace_slope_per_week,
+        max(trend_direction) filter (where metric = 'pace') as pace_trend_direction,
+        max(velocity_per_week) filter (where metric = 'pitch') as pitch_slope_per_week,
+        max(trend_direction) filter (where metric = 'pitch') as pitch_trend_direction,
+        max(velocity_per_week) filter (where metric = 'volume') as volume_slope_per_week,
+        max(trend_direction) filter (where metric = 'volume') as volume_trend_direction,
+        max(velocity_per_week) filter (where metric = 'pauses') as pauses_slope_per_week,
+        max(trend_direction) filter (where metric = 'pauses') as pauses_trend_direction,
+        max(velocity_per_week) filter (where metric = 'clarity') as clarity_slope_per_week,
+        max(trend_direction) filter (where metric = 'clarity') as clarity_trend_direction,
+        max(velocity_per_week) filter (where metric = 'confidence') as confidence_slope_per_week,
+        max(trend_direction) filter (where metric = 'confidence') as confidence_trend_direction
     from {{ ref('user_metric_trends') }}
     group by user_id
 ),
@@ -103,12 +118,30 @@ select
     habits.preferred_day_of_week,
     habits.preferred_hour_of_day,
     overall_consistency.consistency_score as overall_consistency_score,
-    {%- for metric in metrics %}
-    metric_stats.{{ metric }}_mean,
-    metric_stats.{{ metric }}_p50,
-    metric_trends.{{ metric }}_slope_per_week,
-    metric_trends.{{ metric }}_trend_direction,
-    {%- endfor %}
+    metric_stats.pace_mean,
+    metric_stats.pace_p50,
+    metric_trends.pace_slope_per_week,
+    metric_trends.pace_trend_direction,
+    metric_stats.pitch_mean,
+    metric_stats.pitch_p50,
+    metric_trends.pitch_slope_per_week,
+    metric_trends.pitch_trend_direction,
+    metric_stats.volume_mean,
+    metric_stats.volume_p50,
+    metric_trends.volume_slope_per_week,
+    metric_trends.volume_trend_direction,
+    metric_stats.pauses_mean,
+    metric_stats.pauses_p50,
+    metric_trends.pauses_slope_per_week,
+    metric_trends.pauses_trend_direction,
+    metric_stats.clarity_mean,
+    metric_stats.clarity_p50,
+    metric_trends.clarity_slope_per_week,
+    metric_trends.clarity_trend_direction,
+    metric_stats.confidence_mean,
+    metric_stats.confidence_p50,
+    metric_trends.confidence_slope_per_week,
+    metric_trends.confidence_trend_direction,
     data_metadata.first_data_date,
     data_metadata.last_data_date,
     coalesce(data_metadata.data_points, 0) as data_points,

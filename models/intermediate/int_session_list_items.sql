@@ -1,13 +1,16 @@
 -- The JSON lists of each session, one row per element: list_name 'topics' or
--- 'areas_to_improve', the element text and its position in the list (1-based).
+-- 'areas_to_improve', the element text and its position in the list (1-based). A list that
+-- is null or not a JSON array gives no rows.
 with sessions as (
     select
         session_id,
         org_id,
         user_id,
         started_at,
-        topics,
-        areas_to_improve
+        case when jsonb_typeof(topics) = 'array' then topics else '[]'::jsonb end as topics,
+        case
+            when jsonb_typeof(areas_to_improve) = 'array' then areas_to_improve else '[]'::jsonb
+        end as areas_to_improve
     from {{ ref('fact_sessions') }}
 )
 
@@ -20,9 +23,8 @@ select
     topic.item,
     topic.position
 from sessions
-cross join lateral jsonb_array_elements_text(
-    case when jsonb_typeof(sessions.topics) = 'array' then sessions.topics else '[]'::jsonb end
-) with ordinality as topic (item, position)
+cross join
+    lateral jsonb_array_elements_text(sessions.topics) with ordinality as topic (item, position)
 
 union all
 
@@ -35,6 +37,5 @@ select
     area.item,
     area.position
 from sessions
-cross join lateral jsonb_array_elements_text(
-    case when jsonb_typeof(sessions.areas_to_improve) = 'array' then sessions.areas_to_improve else '[]'::jsonb end
-) with ordinality as area (item, position)
+cross join
+    lateral jsonb_array_elements_text(sessions.areas_to_improve) with ordinality as area (item, position)

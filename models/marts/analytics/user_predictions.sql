@@ -86,7 +86,8 @@ select
             end
         when higher_is_better then {{ normal_cdf('(projected_value - target) / s') }}
         when not higher_is_better then {{ normal_cdf('(target - projected_value) / s') }}
-        else {{ normal_cdf('(optimal_high - projected_value) / s') }}
+        else
+            {{ normal_cdf('(optimal_high - projected_value) / s') }}
             - {{ normal_cdf('(optimal_low - projected_value) / s') }}
     end)::double precision as goal_probability,
     org_id::uuid as org_id

@@ -10,10 +10,16 @@
     post_hook=[
         "{{ star_primary_key(['id']) }}",
         "{{ citus_distribute('distributed', key='id') }}",
+        "{{ star_foreign_key('org_id', ref('dim_orgs'), 'org_id') }}",
+        "{{ star_foreign_key('user_id', ref('dim_users'), 'user_id') }}",
+        "{{ star_foreign_key('scenario_id', ref('dim_scenarios'), 'scenario_id') }}",
         "{{ star_analyze() }}",
     ],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
+-- depends_on: {{ ref('dim_orgs') }}
+-- depends_on: {{ ref('dim_users') }}
+-- depends_on: {{ ref('dim_scenarios') }}
 -- KPI events (the first loaded row of each event_id), with occurred_at resolved: as
 -- delivered, else the attempt's started_at + timestamp_ms (attempt matched on org_id and
 -- attempt_id, any status), else null while the attempt is unknown.

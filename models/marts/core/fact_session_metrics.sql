@@ -10,10 +10,16 @@
     post_hook=[
         "{{ star_primary_key(['session_id', 'metric']) }}",
         "{{ citus_distribute('distributed', key='session_id, metric') }}",
+        "{{ star_foreign_key('session_id', ref('fact_sessions'), 'session_id') }}",
+        "{{ star_foreign_key('org_id', ref('dim_orgs'), 'org_id') }}",
+        "{{ star_foreign_key('user_id', ref('dim_users'), 'user_id') }}",
         "{{ star_analyze() }}",
     ],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
+-- depends_on: {{ ref('fact_sessions') }}
+-- depends_on: {{ ref('dim_orgs') }}
+-- depends_on: {{ ref('dim_users') }}
 -- The voice metrics in long format: one row per session and metric with a non-null value.
 -- Which metrics exist and which session column holds each come from the seed
 -- metric_definitions (metric, value_column): a new seed row naming any numeric session

@@ -1,7 +1,6 @@
 -- Every ledger file balances: rows read = rows loaded + rows quarantined, the raw table of
 -- its stream holds exactly rows_loaded rows stamped with its load_id, and the quarantine
 -- holds exactly rows_quarantined rows of it. Returns the files that do not.
-{%- set streams = ['orgs', 'users', 'scenarios', 'attempts', 'sessions', 'kpi_events'] %}
 with ledger as (
     select
         load_id,
@@ -14,16 +13,41 @@ with ledger as (
 ),
 
 raw_rows as (
-    {%- for stream in streams %}
     select
         _load_id as load_id,
         count(*) as rows_in_raw
-    from {{ source('raw', stream) }}
+    from {{ source('raw', 'orgs') }}
     group by _load_id
-    {%- if not loop.last %}
     union all
-    {%- endif %}
-    {%- endfor %}
+    select
+        _load_id as load_id,
+        count(*) as rows_in_raw
+    from {{ source('raw', 'users') }}
+    group by _load_id
+    union all
+    select
+        _load_id as load_id,
+        count(*) as rows_in_raw
+    from {{ source('raw', 'scenarios') }}
+    group by _load_id
+    union all
+    select
+        _load_id as load_id,
+        count(*) as rows_in_raw
+    from {{ source('raw', 'attempts') }}
+    group by _load_id
+    union all
+    select
+        _load_id as load_id,
+        count(*) as rows_in_raw
+    from {{ source('raw', 'sessions') }}
+    group by _load_id
+    union all
+    select
+        _load_id as load_id,
+        count(*) as rows_in_raw
+    from {{ source('raw', 'kpi_events') }}
+    group by _load_id
 ),
 
 quarantined as (
