@@ -182,7 +182,9 @@ def dbt_tests(dbt_args: list[str]) -> list[Outcome]:
             failures = result.get("failures")
             message = result.get("message") or ""
             if failures:
-                message = f"{failures} failing rows" + (f" ({message})" if message else "")
+                # dbt's own message only repeats the count ("Got 3 results, ...")
+                extra = "" if message.startswith("Got ") else f" ({message})"
+                message = f"{failures} failing rows{extra}"
         outcomes.append(Outcome("dbt test", name, status, message.strip()))
     if code != 0 and not any(outcome.failed for outcome in outcomes):
         outcomes.append(Outcome("dbt test", "dbt test", "fail", f"exit {code}: {_log_tail(log)}"))

@@ -73,9 +73,15 @@ class RunOutcome:
     build_status: str | None = None  # success | failed | skipped
     check_status: str | None = None  # ok | failed | skipped
 
+    rejected: int = 0
+
     @property
     def exit_code(self) -> int:
-        return 1 if self.status == "failed" else 0
+        """0: done (or another run holds the lock); 1: the build or an error-severity check
+        failed; 2: all went well but some files were rejected (see rejected/)."""
+        if self.status == "failed":
+            return 1
+        return 2 if self.rejected else 0
 
 
 def default_inbox() -> Path:
@@ -329,6 +335,7 @@ def run(
             already = sum(1 for result in outcome.results if result.status == "already_loaded")
             refused = sum(1 for result in outcome.results if result.status == "rejected")
             refused += len(outcome.moved) - len(outcome.results)
+            outcome.rejected = refused
             conn.execute(
                 "update ops.run_log set files_loaded = %s, files_already_loaded = %s,"
                 " files_rejected = %s where run_id = %s",

@@ -488,3 +488,14 @@ def write_big_kpi_csv(path: Path, rows: int = 300_000) -> BigCsv:
         multiline_ids=[big_event_id(i) for i in range(half, half + 3)], bad=bad_lines,
         middle=middle,
     )
+
+
+_BIG_FILES: dict[int, BigCsv] = {}
+
+
+def shared_big_kpi_csv(tmp_path_factory, rows: int = 300_000) -> BigCsv:
+    """One large file per size for the whole test session (modules share it)."""
+    if rows not in _BIG_FILES:
+        folder = tmp_path_factory.mktemp(f"big_{rows}")
+        _BIG_FILES[rows] = write_big_kpi_csv(folder / f"kpi_events_{rows}.csv", rows)
+    return _BIG_FILES[rows]

@@ -36,10 +36,10 @@ from loader_fixtures import (
     quarantine,
     raw_rows,
     sha256,
+    shared_big_kpi_csv,
     summary_line,
     uid,
     utc,
-    write_big_kpi_csv,
     write_csv,
     write_ndjson,
     write_parquet,
@@ -383,15 +383,16 @@ def test_parquet_nanosecond_timestamps_load(fresh_database, tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def big_csv(tmp_path_factory) -> BigCsv:
-    return write_big_kpi_csv(tmp_path_factory.mktemp("big") / "kpi_events_big.csv")
+    return shared_big_kpi_csv(tmp_path_factory)
 
 
 def test_large_csv_takes_two_connections_and_loads_exactly(fresh_database, big_csv: BigCsv):
     db = fresh_database
     assert big_csv.path.stat().st_size >= load_module.PARALLEL_MIN_BYTES
-    result = load(db, big_csv.path)
+    result = db.warehouse("load", str(big_csv.path), extra_env={"WAREHOUSE_PROGRESS": "1"})
     assert summary_line(big_csv.path, "kpi_events", big_csv.rows, big_csv.good_rows, 4) in (
         result.stdout)
+    assert big_csv.path.name in result.stderr and "%" in result.stderr  # a progress bar
     (entry,) = ledger(db)
     assert (entry["rows_read"], entry["rows_loaded"], entry["rows_quarantined"]) == (
         big_csv.rows, big_csv.good_rows, 4)

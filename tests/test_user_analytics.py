@@ -559,9 +559,12 @@ class Reference:
         for (user_id, metric), frame in self.series.items():
             d = self.definitions[metric]
             t = trends.loc[(user_id, metric)]
-            good = np.array([goodness(v, d) for v in frame["value"]])
-            peak_index = int(np.flatnonzero(good == good.max())[0])  # earliest of the best
-            compared = {"baseline": t["baseline_value"], "peak": frame["value"].iloc[peak_index]}
+            # the best by direction; ties: the earliest session, at one instant the smaller value
+            peak = min(
+                zip(frame["value"], frame["started_at"], strict=True),
+                key=lambda pair: (-goodness(pair[0], d), pair[1], pair[0]),
+            )[0]
+            compared = {"baseline": t["baseline_value"], "peak": peak}
             for name, (start, end) in windows.items():
                 inside = (frame["started_at"] >= start) & (frame["started_at"] < end)
                 compared[name] = _mean(frame.loc[inside, "value"])

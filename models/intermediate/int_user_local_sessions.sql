@@ -1,3 +1,4 @@
+{{ config(materialized='table', indexes=[{'columns': ['org_id', 'user_id', 'local_date']}]) }}
 -- Every session with its user's local wall-clock time: the user's current IANA time zone
 -- from dim_users (UTC when empty, or when the user is unknown to dim_users), the local
 -- timestamp, local date, ISO day of week (1 = Monday) and hour of day, the session's

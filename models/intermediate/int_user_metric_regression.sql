@@ -1,3 +1,4 @@
+{{ config(materialized='table', indexes=[{'columns': ['org_id', 'user_id', 'metric']}]) }}
 -- Ordinary least squares of a user's metric value on x = days since their first session for
 -- the metric, once for every mart: slope, intercept and r² exactly as Postgres' regr_slope,
 -- regr_intercept and regr_r2 define them (null when x has no variance; r² = 1 when the values

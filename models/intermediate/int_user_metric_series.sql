@@ -29,55 +29,52 @@ definitions as (
 ),
 
 ordered as (
+    -- one sort, one window: the definition is joined after numbering (narrower sort rows)
     select
-        session_metrics.org_id,
-        session_metrics.user_id,
-        session_metrics.metric,
-        session_metrics.session_id,
-        session_metrics.started_at,
-        session_metrics.value,
-        definitions.optimal_low,
-        definitions.optimal_high,
-        definitions.higher_is_better,
-        definitions.target,
-        {{ metric_goodness('session_metrics.value', 'definitions.higher_is_better',
-                           'definitions.optimal_low', 'definitions.optimal_high') }} as goodness,
+        org_id,
+        user_id,
+        metric,
+        session_id,
+        started_at,
+        value,
         row_number() over metric_order as ordinal,
-        count(*) over metric_partition as n_sessions,
-        first_value(session_metrics.started_at) over metric_order as first_started_at,
-        lag(session_metrics.value) over metric_order as previous_value
+        count(*) over metric_order_all as n_sessions,
+        first_value(started_at) over metric_order as first_started_at,
+        lag(value) over metric_order as previous_value
     from session_metrics
-    left join definitions on session_metrics.metric = definitions.metric
     window
-        metric_partition as (
-            partition by session_metrics.org_id, session_metrics.user_id, session_metrics.metric
-        ),
         metric_order as (
-            partition by session_metrics.org_id, session_metrics.user_id, session_metrics.metric
-            order by session_metrics.started_at, session_metrics.session_id
+            partition by org_id, user_id, metric
+            order by started_at, session_id
+        ),
+        metric_order_all as (
+            metric_order rows between unbounded preceding and unbounded following
         )
 )
 
 select
-    org_id,
-    user_id,
-    metric,
-    session_id,
-    started_at,
-    value,
-    ordinal,
-    n_sessions,
-    n_sessions - ordinal + 1 as ordinal_from_last,
-    {{ fractional_days('first_started_at', 'started_at') }} as x_days,
-    previous_value,
-    value - previous_value as change_from_previous,
-    goodness,
-    goodness > lag(goodness) over (
-        partition by org_id, user_id, metric order by ordinal
-    ) as improved_vs_previous,
-    optimal_low,
-    optimal_high,
-    (optimal_low + optimal_high) / 2.0 as optimal_midpoint,
-    higher_is_better,
-    target
+    ordered.org_id,
+    ordered.user_id,
+    ordered.metric,
+    ordered.session_id,
+    ordered.started_at,
+    ordered.value,
+    ordered.ordinal,
+    ordered.n_sessions,
+    ordered.n_sessions - ordered.ordinal + 1 as ordinal_from_last,
+    {{ fractional_days('ordered.first_started_at', 'ordered.started_at') }} as x_days,
+    ordered.previous_value,
+    ordered.value - ordered.previous_value as change_from_previous,
+    {{ metric_goodness('ordered.value', 'definitions.higher_is_better',
+                       'definitions.optimal_low', 'definitions.optimal_high') }} as goodness,
+    {{ metric_goodness('ordered.value', 'definitions.higher_is_better',
+                       'definitions.optimal_low', 'definitions.optimal_high') }}
+    > {{ metric_goodness('ordered.previous_value', 'definitions.higher_is_better',
+                         'definitions.optimal_low', 'definitions.optimal_high') }} as improved_vs_previous,
+    definitions.optimal_low,
+    definitions.optimal_high,
+    (definitions.optimal_low + definitions.optimal_high) / 2.0 as optimal_midpoint,
+    definitions.higher_is_better,
+    definitions.target
 from ordered
+left join definitions on ordered.metric = definitions.metric

@@ -1,3 +1,4 @@
+{{ config(materialized='table') }}
 -- Practice streaks: runs of consecutive local dates (the user's time zone) with at least one
 -- session, found set-based with the gaps-and-islands technique: over a user's distinct
 -- active dates in order, date − row_number is constant exactly within a run of consecutive

@@ -1,21 +1,22 @@
 -- KPI events: the first loaded row of each event_id (events carry no updated_at).
 -- occurred_at stays as delivered (null when empty); the fact resolves it from the attempt.
-with deliveries as (
+-- For speed at 10 million events the version rank is computed over the narrow key columns
+-- only, to list the superseded rows (re-deliveries: few); every other row passes through
+-- without being sorted.
+with delivered_keys as (
     select
-        event_id,
-        attempt_id,
-        session_id,
-        org_id,
-        user_id,
-        scenario_id,
-        event_type,
-        event_value,
-        timestamp_ms,
-        occurred_at,
         _load_id,
         _row_number,
         {{ star_version_rank('event_id', version_column=none) }} as version_rank
     from {{ source('raw', 'kpi_events') }}
+),
+
+superseded as (
+    select
+        _load_id,
+        _row_number
+    from delivered_keys
+    where version_rank > 1
 ),
 
 ledger as (
@@ -38,6 +39,11 @@ select
     deliveries.occurred_at,
     deliveries._load_id,
     ledger.loaded_at
-from deliveries
+from {{ source('raw', 'kpi_events') }} as deliveries
 left join ledger on deliveries._load_id = ledger.load_id
-where deliveries.version_rank = 1
+where not exists (
+    select from superseded
+    where
+        superseded._load_id = deliveries._load_id
+        and superseded._row_number = deliveries._row_number
+)

@@ -15,7 +15,6 @@ series as (
         org_id,
         user_id,
         metric,
-        session_id,
         started_at,
         value,
         goodness
@@ -30,7 +29,10 @@ periods as (
         date_trunc('month', {{ as_of_date() }}::timestamp) at time zone 'UTC' as last_month_end
 ),
 
-period_means as (
+period_summary as (
+    -- one pass over the series: the two period means, and the peak: the best value by the
+    -- metric's direction, the earliest such session's (at the same instant: the smaller
+    -- value), picked as the greatest [goodness, −epoch, −value] without sorting the series
     select
         series.org_id,
         series.user_id,
@@ -40,24 +42,15 @@ period_means as (
         ) as last_week_value,
         avg(series.value) filter (
             where series.started_at >= periods.last_month_start and series.started_at < periods.last_month_end
-        ) as last_month_value
+        ) as last_month_value,
+        -(max(array[
+            series.goodness,
+            -extract(epoch from series.started_at)::double precision,
+            -series.value
+        ]))[3] as peak_value
     from series
     cross join periods
     group by series.org_id, series.user_id, series.metric
-),
-
-ranked_sessions as (
-    select
-        org_id,
-        user_id,
-        metric,
-        value,
-        -- best by the metric's direction; equally good values: the earliest session's
-        row_number() over (
-            partition by org_id, user_id, metric
-            order by goodness desc, started_at asc, session_id asc
-        ) as best_rank
-    from series
 ),
 
 compared as (
@@ -69,23 +62,17 @@ compared as (
         comparison.comparison,
         comparison.compared_value
     from trends
-    inner join period_means
+    inner join period_summary
         on
-            trends.org_id = period_means.org_id
-            and trends.user_id = period_means.user_id
-            and trends.metric = period_means.metric
-    inner join ranked_sessions
-        on
-            trends.org_id = ranked_sessions.org_id
-            and trends.user_id = ranked_sessions.user_id
-            and trends.metric = ranked_sessions.metric
-            and ranked_sessions.best_rank = 1
+            trends.org_id = period_summary.org_id
+            and trends.user_id = period_summary.user_id
+            and trends.metric = period_summary.metric
     cross join lateral (
         values
         ('baseline', trends.baseline_value),
-        ('last_week', period_means.last_week_value),
-        ('last_month', period_means.last_month_value),
-        ('peak', ranked_sessions.value)
+        ('last_week', period_summary.last_week_value),
+        ('last_month', period_summary.last_month_value),
+        ('peak', period_summary.peak_value)
     ) as comparison (comparison, compared_value)
 )
 

@@ -30,19 +30,6 @@ streaks as (
     from {{ ref('int_user_streaks') }}
 ),
 
-first_session_of_day as (
-    select
-        org_id,
-        user_id,
-        local_date,
-        session_id,
-        started_at,
-        row_number() over (
-            partition by org_id, user_id, local_date order by started_at, session_id
-        ) as rank_in_day
-    from sessions
-),
-
 session_milestones as (
     -- session counts, scores and practice hours: every session at or past the threshold
     select
@@ -67,26 +54,37 @@ session_milestones as (
             )
 ),
 
-streak_milestones as (
-    -- streaks: the first session on the local date a run reached the threshold length
+streak_reached as materialized (
+    -- the local date on which a run of consecutive local dates reached the threshold length
+    -- (materialized: computed before it meets the sessions, so that join is on the date)
     select
         streaks.org_id,
         streaks.user_id,
         definitions.milestone,
-        first_session_of_day.session_id,
-        first_session_of_day.started_at,
-        definitions.threshold as value
+        definitions.threshold,
+        streaks.streak_start + (definitions.threshold::integer - 1) as reached_date
     from streaks
     inner join definitions
         on
             definitions.milestone_type = 'streak_days'
             and streaks.streak_days >= definitions.threshold
-    inner join first_session_of_day
+),
+
+streak_milestones as (
+    -- streaks: the sessions of that local date (the earliest is picked below)
+    select
+        streak_reached.org_id,
+        streak_reached.user_id,
+        streak_reached.milestone,
+        sessions.session_id,
+        sessions.started_at,
+        streak_reached.threshold as value
+    from streak_reached
+    inner join sessions
         on
-            streaks.org_id = first_session_of_day.org_id
-            and streaks.user_id = first_session_of_day.user_id
-            and first_session_of_day.local_date = streaks.streak_start + (definitions.threshold::integer - 1)
-            and first_session_of_day.rank_in_day = 1
+            streak_reached.org_id = sessions.org_id
+            and streak_reached.user_id = sessions.user_id
+            and streak_reached.reached_date = sessions.local_date
 ),
 
 candidates as (

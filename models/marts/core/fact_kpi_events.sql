@@ -17,6 +17,8 @@
     ],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
+-- depends_on: {{ ref('stg_kpi_events') }}
+-- depends_on: {{ ref('stg_kpi_event_deliveries') }}
 -- depends_on: {{ ref('dim_orgs') }}
 -- depends_on: {{ ref('dim_users') }}
 -- depends_on: {{ ref('dim_scenarios') }}
@@ -27,6 +29,50 @@
 -- lookback, and re-resolves the events already in the fact whose attempt was (re)delivered
 -- in the attempt loads of the same window, so a late attempt file fills their occurred_at.
 with new_events as (
+    {% if is_incremental() -%}
+    -- the rows of the loads being re-read, deduplicated among themselves by the staging
+    -- rule (star_version_rank) and dropped when an earlier load already delivered the
+    -- event: together exactly the winners of stg_kpi_events from these loads
+    select
+        event_id,
+        attempt_id,
+        session_id,
+        org_id,
+        user_id,
+        scenario_id,
+        event_type,
+        event_value,
+        timestamp_ms,
+        delivered_occurred_at,
+        _load_id,
+        loaded_at
+    from (
+        select
+            event_id,
+            attempt_id,
+            session_id,
+            org_id,
+            user_id,
+            scenario_id,
+            event_type,
+            event_value,
+            timestamp_ms,
+            occurred_at as delivered_occurred_at,
+            _load_id,
+            loaded_at,
+            {{ star_version_rank('event_id', version_column=none) }} as version_rank
+        from {{ ref('stg_kpi_event_deliveries') }}
+        where _load_id in ({{ star_recent_loads('kpi_events') }})
+    ) as recent_deliveries
+    where
+        version_rank = 1
+        and not exists (
+            select from {{ this }} as earlier
+            where
+                earlier.id = recent_deliveries.event_id
+                and earlier._load_id < recent_deliveries._load_id
+        )
+    {%- else -%}
     select
         event_id,
         attempt_id,
@@ -41,8 +87,6 @@ with new_events as (
         _load_id,
         loaded_at
     from {{ ref('stg_kpi_events') }}
-    {% if is_incremental() -%}
-    where _load_id in ({{ star_recent_loads('kpi_events') }})
     {%- endif %}
 ),
 
