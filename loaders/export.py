@@ -24,7 +24,7 @@ import sys
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -222,6 +222,35 @@ def _open_output(
             target.flush()
 
 
+@contextmanager
+def pause_runs(
+    conn: psycopg.Connection, say: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Hold the `warehouse run` lock in shared mode while exporting: an export waits for a
+    running build to finish (dbt re-creates the export views during a build), and a run
+    that starts meanwhile exits and leaves the work to the next one."""
+    from loaders.run import RUN_LOCK_CLASS, RUN_LOCK_KEY
+
+    conn.rollback()
+    got = conn.execute(
+        "select pg_try_advisory_lock_shared(%s, %s)", (RUN_LOCK_CLASS, RUN_LOCK_KEY)
+    ).fetchone()[0]
+    if not got:
+        (say or (lambda text: print(text, file=sys.stderr)))(
+            "a warehouse run is building: waiting for it to finish before exporting"
+        )
+        conn.execute("select pg_advisory_lock_shared(%s, %s)", (RUN_LOCK_CLASS, RUN_LOCK_KEY))
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.execute(
+            "select pg_advisory_unlock_shared(%s, %s)", (RUN_LOCK_CLASS, RUN_LOCK_KEY)
+        )
+        conn.commit()
+
+
 def _copy_to(conn: psycopg.Connection, statement: sql.Composable, handle: IO[bytes]) -> int:
     cur = conn.cursor()
     write = handle.write
@@ -332,7 +361,7 @@ def export_view(
     if conn is None:
         from loaders.db import connect
 
-        with connect() as own:
+        with connect() as own, pause_runs(own):
             return export_view(
                 view, fmt, out, org_id=org_id, compress=compress, to_stdout=to_stdout,
                 checksum=checksum, conn=own,
@@ -391,7 +420,7 @@ def export_archive(
     if conn is None:
         from loaders.db import connect
 
-        with connect() as own:
+        with connect() as own, pause_runs(own):
             return export_archive(org_id, out, fmt, views, conn=own)
     org = _org_uuid(org_id)
     assert org is not None

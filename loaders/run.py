@@ -303,7 +303,9 @@ def run(
     processed, rejected, _ = siblings(inbox)
     lock = _lock_connection(wait)
     if lock is None:
-        message = "another warehouse run holds the lock on this database: nothing to do"
+        message = (
+            "another warehouse run (or an export) holds the lock on this database: nothing to do"
+        )
         say(message)
         return RunOutcome("locked", message)
     outcome = RunOutcome("done")

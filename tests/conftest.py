@@ -106,11 +106,7 @@ def fresh_database(server_env: dict[str, str], request) -> Iterator[Database]:
     database = _create_database(server_env, name)
     yield database
     if os.environ.get("WAREHOUSE_KEEP_TEST_DBS") != "1":
-        with psycopg.connect(
-            host=server_env["PGHOST"], port=server_env.get("PGPORT"),
-            user=server_env.get("PGUSER"), dbname="postgres", autocommit=True,
-        ) as admin:
-            admin.execute(f'drop database if exists "{name}" with (force)')
+        _drop_database(server_env, name)
 
 
 @pytest.fixture(scope="session")
@@ -123,11 +119,22 @@ def generated_data(tmp_path_factory) -> Path:
     return out
 
 
+def _drop_database(server_env: dict[str, str], name: str) -> None:
+    with psycopg.connect(
+        host=server_env["PGHOST"], port=server_env.get("PGPORT"),
+        user=server_env.get("PGUSER"), dbname="postgres", autocommit=True,
+    ) as admin:
+        admin.execute(f'drop database if exists "{name}" with (force)')
+
+
 @pytest.fixture(scope="session")
-def built_warehouse(server_env: dict[str, str], generated_data: Path) -> Database:
+def built_warehouse(server_env: dict[str, str], generated_data: Path) -> Iterator[Database]:
     """One warehouse for the whole test session: generated data loaded and `dbt build` run
     with as_of = AS_OF. Read-only for tests: do not modify it."""
-    database = _create_database(server_env, "test_built_warehouse")
+    name = f"test_built_{os.getpid()}"
+    database = _create_database(server_env, name)
     database.warehouse("load", str(generated_data))
     database.build()
-    return database
+    yield database
+    if os.environ.get("WAREHOUSE_KEEP_TEST_DBS") != "1":
+        _drop_database(server_env, name)

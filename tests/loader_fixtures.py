@@ -32,19 +32,10 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from loaders.streams import INTEGER, JSON_ARRAY, NUMBER, STREAMS, TIMESTAMP
 
 UTC = dt.UTC
-
-# loaders/load.py _batch_as_csv formats Parquet timestamps with "%S.%f": Arrow's %S already
-# prints the fraction and knows no %f, so every value reads '...T10:00:00.000000.%fZ' and
-# every row with a timestamp column is quarantined ("is not a valid timestamp")
-PARQUET_TIMESTAMP_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="loader bug: Parquet timestamps rendered as '%S.%fZ' (load.py _batch_as_csv)",
-)
 ROOT = Path(__file__).resolve().parent.parent
 WAREHOUSE = str(Path(sys.executable).with_name("warehouse"))
 

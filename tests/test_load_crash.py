@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from pathlib import Path
 
 import pytest
 from loader_fixtures import (
@@ -29,15 +28,12 @@ from loader_fixtures import (
     wait_for,
 )
 
+from loaders.load import LOAD_LOCK_CLASS
+
 
 @pytest.fixture(scope="module")
 def big_csv(tmp_path_factory) -> BigCsv:
     return shared_big_kpi_csv(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def medium_csv(tmp_path_factory) -> BigCsv:
-    return shared_big_kpi_csv(tmp_path_factory, rows=40_000)
 
 
 def copy_in_progress(db) -> bool:
@@ -116,53 +112,45 @@ def test_killed_after_landing_before_publishing_then_rerun(fresh_database, big_c
     assert_loaded_once(db, big_csv, result)  # ... and dropped by the next one
 
 
-def test_two_loads_of_one_file_at_once(fresh_database, medium_csv: BigCsv):
+def load_holders(db) -> int:
+    """Sessions holding a load's advisory lock: loads past their start-up."""
+    return db.query(
+        "select count(distinct pid) from pg_locks where locktype = 'advisory' "
+        "and database = (select oid from pg_database where datname = current_database()) "
+        "and classid = %s", (LOAD_LOCK_CLASS,)
+    )[0][0]
+
+
+def test_two_loads_of_one_file_at_once(fresh_database, big_csv: BigCsv):
+    """Both loads land the whole file; the test holds them just before publishing until
+    both are there, so they race for the ledger: exactly one publishes, the other reports
+    the file as already loaded and leaves nothing behind."""
     db = fresh_database
-    first = start_load(db, medium_csv.path)
-    second = start_load(db, medium_csv.path)
+    processes = [start_load(db, big_csv.path) for _ in range(2)]
     try:
-        outputs = [process.communicate(timeout=120) for process in (first, second)]
+        assert wait_for(lambda: load_holders(db) >= 2
+                        or any(p.poll() is not None for p in processes), 60)
+        with db.connect() as blocker:
+            blocker.execute("lock table raw.load_ledger in share mode")
+            both_waiting = wait_for(lambda: db.query(
+                "select count(*) from pg_stat_activity where datname = current_database() "
+                "and wait_event_type = 'Lock'")[0][0] >= 2, 90, interval=0.05)
+            blocker.rollback()
+        outputs = [process.communicate(timeout=120) for process in processes]
     finally:
-        for process in (first, second):
+        for process in processes:
             if process.poll() is None:
                 process.kill()
-    assert [first.returncode, second.returncode] == [0, 0], outputs
-    stdouts = [stdout for stdout, _ in outputs]
-    loaded = summary_line(medium_csv.path, "kpi_events", medium_csv.rows,
-                          medium_csv.good_rows, 4)
-    assert sorted(loaded in stdout for stdout in stdouts) == [False, True], stdouts
-    assert sum("already loaded" in stdout for stdout in stdouts) == 1, stdouts
-    assert db.query("select count(*), count(distinct event_id) from raw.kpi_events") == [
-        (medium_csv.good_rows, medium_csv.good_rows)]
-    assert len(ledger(db)) == 1 and len(quarantine(db)) == 4
-    assert landing_tables(db) == []
-    assert_ledger_balanced(db)
-
-
-def test_two_loads_racing_to_publish(fresh_database, medium_csv: BigCsv, tmp_path: Path):
-    """Both loads have landed the file before either publishes (held on the ledger lock):
-    exactly one publishes, the other reports it as already loaded and leaves nothing."""
-    db = fresh_database
-    load(db, tmp_path / "nothing_here.csv", check=False)  # creates the raw schema
-    with db.connect() as blocker:
-        blocker.execute("lock table raw.load_ledger in share mode")
-        processes = [start_load(db, medium_csv.path) for _ in range(2)]
-        try:
-            waiting = wait_for(lambda: db.query(
-                "select count(*) from pg_stat_activity where datname = current_database() "
-                "and wait_event_type = 'Lock' and query ilike '%%load_ledger%%'")[0][0] >= 2,
-                90, interval=0.05)
-            blocker.rollback()
-            outputs = [process.communicate(timeout=120) for process in processes]
-        finally:
-            for process in processes:
-                if process.poll() is None:
-                    process.kill()
-    assert waiting, "both loads should have waited to publish"
+    assert both_waiting, "both loads should have reached the ledger before either published"
     assert [process.returncode for process in processes] == [0, 0], outputs
     stdouts = [stdout for stdout, _ in outputs]
-    assert sum("already loaded" in stdout for stdout in stdouts) == 1, stdouts
+    loaded = summary_line(big_csv.path, "kpi_events", big_csv.rows, big_csv.good_rows, 4)
+    assert sorted(loaded in stdout for stdout in stdouts) == [False, True], stdouts
+    assert sum(f"{big_csv.path}: kpi_events: already loaded" in stdout
+               for stdout in stdouts) == 1, stdouts
     assert db.query("select count(*), count(distinct event_id) from raw.kpi_events") == [
-        (medium_csv.good_rows, medium_csv.good_rows)]
+        (big_csv.good_rows, big_csv.good_rows)]
     assert len(ledger(db)) == 1 and len(quarantine(db)) == 4
     assert landing_tables(db) == []
+    assert len(ledger(db)[0]["storage_table"].split(", ")) == 2
+    assert_ledger_balanced(db)

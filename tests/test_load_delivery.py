@@ -151,8 +151,12 @@ def _redeliveries(tmp_path: Path) -> list[Path]:
 
 def test_redelivered_records_keep_every_raw_version(fresh_database, tmp_path: Path):
     db = fresh_database
-    for path in _redeliveries(tmp_path):  # one call per delivery, in delivery order
-        load(db, path)
+    paths = _redeliveries(tmp_path)
+    # one call: files load stream by stream, each stream's files in name (= delivery) order
+    load(db, *paths)
+    assert [entry["file_name"] for entry in ledger(db)] == [
+        name for stream in STREAMS for name in sorted(p.name for p in paths
+                                                      if p.name.startswith(stream))]
     rows = db.query(
         "select a.attempt_id, a.score, a.updated_at, l.file_name from raw.attempts a "
         "join raw.load_ledger l on l.load_id = a._load_id order by a._load_id, a._row_number"

@@ -24,7 +24,6 @@ import pytest
 from loader_fixtures import (
     ABSENT,
     MULTILINE_VALUE,
-    PARQUET_TIMESTAMP_BUG,
     As,
     BigCsv,
     assert_ledger_balanced,
@@ -223,10 +222,7 @@ FORMATS: dict[str, tuple[str, str, Callable]] = {
 }
 
 
-@pytest.mark.parametrize(
-    "fmt", [pytest.param(fmt, marks=PARQUET_TIMESTAMP_BUG) if fmt == "parquet" else fmt
-            for fmt in FORMATS],
-)
+@pytest.mark.parametrize("fmt", list(FORMATS))
 def test_every_stream_loads_exact_typed_values(fresh_database, tmp_path: Path, fmt: str):
     extension, file_format, writer = FORMATS[fmt]
     written = {stream: writer(tmp_path / f"{stream}_delivery{extension}", stream)
@@ -343,7 +339,6 @@ def test_ndjson_native_types_and_string_forms(fresh_database, tmp_path: Path):
     ) == [(70.0, 1000, ["a", "b"], {"k": [1, {"x": None}]}), (70.5, 1000, [], {})]
 
 
-@PARQUET_TIMESTAMP_BUG
 def test_parquet_timestamp_units_and_zones(fresh_database, tmp_path: Path):
     """Parquet timestamps in s/ms/us, UTC or another zone or none (= UTC), one instant."""
     instant = utc(2026, 3, 1, 10, 0, 0)

@@ -19,7 +19,8 @@ attempt_totals as (
     select
         user_id,
         count(*) as total_attempts,
-        avg(score) as avg_attempt_score
+        -- numeric: exact, so every read gives the same last digit (a float sum depends on row order)
+        avg(score::numeric)::double precision as avg_attempt_score
     from {{ ref('fact_scenario_attempts') }}
     group by user_id
 ),

@@ -1,7 +1,4 @@
-{{ config(
-    materialized='table',
-    indexes=[{'columns': ['org_id', 'user_id', 'metric']}]
-) }}
+{{ config(materialized='table') }}
 -- The per-user metric series every user-analytics mart reads: one row per user, metric and
 -- session with a non-null value, numbered in session order (started_at, ties: session_id),
 -- with x = fractional days since the user's first session for the metric, the previous

@@ -7,6 +7,7 @@
         {'columns': ['org_id', 'attempt_id']},
         {'columns': ['org_id', 'date_key']},
     ],
+    pre_hook=["set local work_mem = '{{ var('star_big_work_mem', '1GB') }}'"],
     post_hook=[
         "{{ star_primary_key(['id']) }}",
         "{{ citus_distribute('distributed', key='id') }}",
