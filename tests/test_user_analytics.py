@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from conftest import AS_OF
 from scipy import stats
 
 from loaders.streams import (
@@ -37,7 +38,6 @@ from loaders.streams import (
     UUID,
     Column,
 )
-from tests.conftest import AS_OF
 
 TOLERANCE = 1e-6
 ROOT = Path(__file__).resolve().parent.parent
