@@ -89,11 +89,18 @@ def db_url() -> None:
     """Print a libpq connection URL."""
     server = _embedded_or_exit()
     if server is None:
+        from urllib.parse import quote
+
         env = os.environ
-        click.echo(
-            f"postgresql://{env.get('PGUSER', '')}@{env['PGHOST']}:{env.get('PGPORT', '5432')}"
-            f"/{env.get('PGDATABASE', '')}"
-        )
+        user = quote(env.get("PGUSER", ""), safe="")
+        database = quote(env.get("PGDATABASE", ""), safe="")
+        port = env.get("PGPORT", "5432")
+        host = env["PGHOST"]
+        if host.startswith("/"):
+            # a unix-socket folder goes in the query string, as libpq documents
+            click.echo(f"postgresql://{user}@/{database}?host={quote(host, safe='/')}&port={port}")
+        else:
+            click.echo(f"postgresql://{user}@{host}:{port}/{database}")
         return
     server.start()
     click.echo(server.url())

@@ -116,6 +116,7 @@ class PartResult:
     rows_read: int = 0
     rows_good: int = 0
     problems: list[Problem] = field(default_factory=list)
+    line_based: bool = True
 
 
 # --------------------------------------------------------------------------- files
@@ -331,9 +332,12 @@ class _Columns:
         ]
 
 
+SESSION_SETTINGS = "set timezone = 'UTC'; set datestyle = 'ISO, YMD'"
+
+
 def _connect_like(conn: psycopg.Connection) -> psycopg.Connection:
     other = psycopg.connect(conn.info.dsn, password=conn.info.password or None)
-    other.execute("set timezone = 'UTC'")
+    other.execute(SESSION_SETTINGS)
     other.commit()
     return other
 
@@ -350,6 +354,9 @@ class Loader:
             progress = sys.stderr.isatty() or os.environ.get("WAREHOUSE_PROGRESS") == "1"
         self.progress = progress
         self.workers = workers or min(2, os.cpu_count() or 1)
+        # offset-less timestamps are UTC; slashed dates are read year first (or rejected)
+        conn.execute(SESSION_SETTINGS)
+        conn.commit()
         ensure_raw_schema(conn)
         self._drop_abandoned_landings()
 
@@ -383,6 +390,15 @@ class Loader:
             result.status = "rejected"
             result.reason = f"{path.name}: {rejection}"
             self._record_rejection(path, stream, result.reason)
+            return result
+        except psycopg.Error as error:
+            # not the file's fault: report it, leave nothing behind, go on with the next file
+            self.conn.rollback()
+            result.status = "rejected"
+            result.reason = (
+                f"{path.name}: database error, nothing loaded; retry later: "
+                f"{type(error).__name__}: {error}".strip()
+            )
             return result
 
     # -- bookkeeping
@@ -556,7 +572,32 @@ class Loader:
             if any(isinstance(error, _NeedsLenientParse) for error in failures):
                 return [self._land_csv_leniently(path, stream, load_id, columns)]
             raise failures[0]
+        self._renumber_later_pieces(landed, pieces)  # type: ignore[arg-type]
+        record_based = [
+            problem for part in landed if not part.line_based  # type: ignore[union-attr]
+            for problem in part.problems  # type: ignore[union-attr]
+        ]
+        _resolve_raw_records(path, record_based)
         return landed  # type: ignore[return-value]
+
+    def _renumber_later_pieces(self, parts: list[PartResult], pieces: list[Part]) -> None:
+        """A later piece's first row number was planned from line counts; once the earlier
+        pieces are read, quoted newlines in them may shift it."""
+        next_row = 1
+        for part, piece in zip(parts, pieces, strict=True):
+            shift = next_row - piece.first_row
+            if shift:
+                self.conn.execute(
+                    sql.SQL("update {} set _row_number = _row_number + %s").format(
+                        sql.Identifier("raw_landing", part.table)),
+                    (shift,),
+                )
+                self.conn.commit()
+                for problem in part.problems:
+                    problem.row_number += shift
+                    if not part.line_based:
+                        problem.location = _row_location(problem.row_number)
+            next_row += part.rows_read
 
     def _copy_csv_piece(
         self, conn: psycopg.Connection, path: Path, stream: Stream, load_id: int, piece: Part,
@@ -577,13 +618,15 @@ class Loader:
                     cur, stream, load_id, piece.index, piece.first_row, columns.extras
                 )
                 statement = sql.SQL(
-                    "copy {} ({}) from stdin (format csv, header {}, on_error ignore,"
-                    " log_verbosity verbose)"
+                    "copy {} ({}) from stdin (format csv, header {}, force_null *,"
+                    " on_error ignore, log_verbosity verbose)"
                 ).format(
                     table,
                     sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets),
                     sql.SQL("true" if piece.header else "false"),
                 )
+                newlines = 0
+                last_byte = b"\n"
                 try:
                     with cur.copy(statement) as copy, _open_binary(path) as handle:
                         handle.seek(piece.start)
@@ -594,6 +637,8 @@ class Loader:
                             if not chunk:
                                 break
                             copy.write(chunk)
+                            newlines += chunk.count(b"\n")
+                            last_byte = chunk[-1:]
                             if remaining is not None:
                                 remaining -= len(chunk)
                             if not _compressed(path):
@@ -604,23 +649,46 @@ class Loader:
                     raise _NeedsLenientParse(str(error)) from error
                 except (OSError, EOFError) as error:
                     raise RejectedFile(f"cannot be read: {error}") from error
-                part = PartResult(_name_of(table))
-                for line, column, value in skipped:
-                    offset = piece.first_line - 1
-                    file_line = line + offset
-                    row_number = file_line - 1
-                    part.problems.append(Problem(
-                        row_number, f"line {file_line}", None,
+                header_lines = 1 if piece.header else 0
+                records = copied + len(skipped)
+                physical_lines = newlines + (0 if last_byte == b"\n" else 1)
+                part = PartResult(_name_of(table), rows_read=records)
+                # one line per record (no quoted newlines): rows are located by file line
+                part.line_based = physical_lines == records + header_lines
+
+                def locate(row_number: int) -> str:
+                    if part.line_based:
+                        line = piece.first_line + header_lines + row_number - piece.first_row
+                        return f"line {line}"
+                    return _row_location(row_number)
+
+                if part.line_based:
+                    numbers = [piece.first_row + line - header_lines - 1 for line, _, _ in skipped]
+                else:
+                    # COPY numbers physical lines; the identity column numbers records and
+                    # advances over skipped rows, so skipped records are its gaps
+                    numbers = [
+                        number for (number,) in cur.execute(
+                            sql.SQL(
+                                "select number from generate_series(%s::bigint, %s::bigint)"
+                                " as number except select _row_number from {} order by 1"
+                            ).format(table),
+                            (piece.first_row, piece.first_row + records - 1),
+                        ).fetchall()
+                    ]
+                for number, (_, column, value) in zip(numbers, skipped, strict=True):
+                    reason = (
                         type_problem(stream.column(column), _unquote_notice(value))
-                        if column in stream.column_names else f"{column}: {value}",
-                    ))
+                        if column in stream.column_names else f"{column}: {value}"
+                    )
+                    part.problems.append(Problem(number, locate(number), None, reason))
                 self._fold_extra_columns(cur, table, columns)
-                for problem in self._apply_rules(cur, stream, table, columns, "line"):
-                    problem.raw_row = None  # the file's own line is read back verbatim
+                for problem in self._apply_rules(cur, stream, table, columns, locate):
+                    problem.raw_row = None  # the file's own text is read back verbatim
                     part.problems.append(problem)
-                part.rows_read = copied + len(skipped)
-                part.rows_good = copied - (len(part.problems) - len(skipped))
-            _resolve_raw_lines(path, piece, part)
+                part.rows_good = records - len(part.problems)
+            if part.line_based:
+                _resolve_raw_lines(path, piece, part)
             return part
         finally:
             conn.remove_notice_handler(on_notice)
@@ -679,7 +747,7 @@ class Loader:
             problems += self._cast_text_rows(cur, stream, table, typed, columns)
             cur.execute(sql.SQL("drop table {}").format(table))
             self._fold_extra_columns(cur, typed, columns)
-            problems += self._apply_rules(cur, stream, typed, columns, "row")
+            problems += self._apply_rules(cur, stream, typed, columns, _row_location)
         part = PartResult(_name_of(typed), read, read - len(problems), problems)
         return part
 
@@ -724,7 +792,13 @@ class Loader:
         )
         raw_rows = dict(cur.execute(
             sql.SQL("select _row_number, concat_ws(',', {}) from {} where _row_number = any(%s)")
-            .format(sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets), source),
+            .format(
+                sql.SQL(", ").join(
+                    sql.SQL("coalesce({}, '')").format(sql.Identifier(name))
+                    for name in columns.targets
+                ),
+                source,
+            ),
             (bad,),
         ).fetchall())
         return [
@@ -789,6 +863,10 @@ class Loader:
                 ).fetchall()
             ]
             total = cur.execute(sql.SQL("select count(*) from {}").format(parsed)).fetchone()[0]
+            if total == 0 and not cur.execute(
+                sql.SQL("select exists (select from {} where btrim(line) <> '')").format(lines)
+            ).fetchone()[0]:
+                raise RejectedFile("is empty: no records")
             self._reject_absent_required(cur, stream, parsed)
 
             def value_of(column) -> sql.Composable:
@@ -828,7 +906,9 @@ class Loader:
                 ),
                 ([number for number, _, _ in bad_format],),
             )
-            rule_problems = self._apply_rules(cur, stream, table, _Columns([], []), "line")
+            rule_problems = self._apply_rules(
+                cur, stream, table, _Columns([], []), lambda number: f"line {number}"
+            )
             raw_lines = dict(cur.execute(
                 sql.SQL("select line_number, line from {} where line_number = any(%s)").format(
                     parsed),
@@ -878,7 +958,7 @@ class Loader:
         with conn.transaction():
             cur = conn.cursor()
             text_table = _create_landing(cur, _Text(stream), load_id, 0, 1, columns.extras)
-            statement = sql.SQL("copy {} ({}) from stdin (format csv)").format(
+            statement = sql.SQL("copy {} ({}) from stdin (format csv, force_null *)").format(
                 text_table, sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets)
             )
             rows = 0
@@ -893,7 +973,7 @@ class Loader:
             problems = self._cast_text_rows(cur, stream, text_table, typed, columns)
             cur.execute(sql.SQL("drop table {}").format(text_table))
             self._fold_extra_columns(cur, typed, columns)
-            problems += self._apply_rules(cur, stream, typed, columns, "row")
+            problems += self._apply_rules(cur, stream, typed, columns, _row_location)
         return PartResult(_name_of(typed), rows, rows - len(problems), problems)
 
     # -- shared steps
@@ -923,7 +1003,7 @@ class Loader:
 
     def _apply_rules(
         self, cur: psycopg.Cursor, stream: Stream, table: sql.Identifier, columns: _Columns,
-        location_word: str,
+        locate: Callable[[int], str],
     ) -> list[Problem]:
         """Rows that break a rule leave the landing table and become problems."""
         names = columns.sources or list(stream.column_names)
@@ -939,15 +1019,11 @@ class Loader:
                 "where ({problem}) is not null) returning _row_number, {raw_row}, {problem}"
             ).format(table=table, problem=rule_problem(stream), raw_row=raw_row)
         ).fetchall()
-        word = location_word
-        return [
-            Problem(
-                row_number,
-                f"{word} {row_number + 1 if word == 'line' and columns.sources else row_number}",
-                raw, reason,
-            )
-            for row_number, raw, reason in rows
-        ]
+        return [Problem(number, locate(number), raw, reason) for number, raw, reason in rows]
+
+
+def _row_location(row_number: int) -> str:
+    return f"row {row_number}"
 
 
 def _resolve_raw_lines(path: Path, piece: Part, part: PartResult) -> None:
@@ -961,6 +1037,33 @@ def _resolve_raw_lines(path: Path, piece: Part, part: PartResult) -> None:
     )
     for problem in pending:
         problem.raw_row = lines.get(int(problem.location.split()[1]))
+
+
+def _resolve_raw_records(path: Path, problems: list[Problem]) -> None:
+    """For files with quoted newlines: find each problem's record with a CSV parser, then
+    give its first file line as location and its lines, verbatim, as the raw text."""
+    if not problems:
+        return
+    wanted = {problem.row_number: problem for problem in problems}
+    spans: dict[int, tuple[int, int]] = {}
+    last = max(wanted)
+    with _open_binary(path) as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline="")
+        reader = csv.reader(text)
+        next(reader, None)
+        end_line = reader.line_num
+        for number, _ in enumerate(reader, start=1):
+            start_line, end_line = end_line + 1, reader.line_num
+            if number in wanted:
+                spans[number] = (start_line, end_line)
+            if number >= last:
+                break
+    lines = _read_lines(
+        path, {line for first, final in spans.values() for line in range(first, final + 1)}
+    )
+    for number, (first, final) in spans.items():
+        wanted[number].location = f"line {first}"
+        wanted[number].raw_row = "\n".join(lines.get(line, "") for line in range(first, final + 1))
 
 
 class _NeedsLenientParse(Exception):
@@ -997,7 +1100,7 @@ def _batch_as_csv(batch) -> bytes:
         if pa.types.is_timestamp(kind):
             utc = column if kind.tz else pc.assume_timezone(column, "UTC")
             column = pc.strftime(
-                utc.cast(pa.timestamp("us", "UTC")), format="%Y-%m-%dT%H:%M:%SZ"
+                pc.cast(utc, pa.timestamp("us", "UTC"), safe=False), format="%Y-%m-%dT%H:%M:%SZ"
             )
         elif (
             pa.types.is_list(kind) or pa.types.is_large_list(kind)

@@ -22,6 +22,12 @@ from loaders.streams import (
     Stream,
 )
 
+# text that starts like an ISO 8601 date-time (the rest is checked by PostgreSQL's parser)
+ISO_8601 = (
+    r"^\s*\d{4}-?\d{2}-?\d{2}([T ]\d{2}(:?\d{2}(:?\d{2}([.,]\d+)?)?)?)?\s*"
+    r"([zZ]|[+-]\d{2}(:?\d{2})?)?\s*$"
+)
+
 TYPE_PROBLEMS = {
     UUID: "is not a UUID",
     TIMESTAMP: "is not a valid timestamp",
@@ -60,6 +66,13 @@ def format_problem(stream: Stream, value_of) -> sql.Composable:
                 why=_reason(column, TYPE_PROBLEMS[column.kind], ref),
             )
         )
+        if column.kind == TIMESTAMP:
+            branches.append(
+                sql.SQL("when {r} is not null and {r} !~ {iso} then {why}").format(
+                    r=ref, iso=sql.Literal(ISO_8601),
+                    why=_reason(column, "is not a finite ISO 8601 timestamp", ref),
+                )
+            )
     if not branches:
         return sql.SQL("null::text")
     return sql.SQL("case {} end").format(sql.SQL(" ").join(branches))
@@ -85,10 +98,13 @@ def _column_rules(column: Column) -> list[tuple[sql.Composable, sql.Composable]]
             )
         )
     if column.kind == TIMESTAMP:
+        # PostgreSQL also reads the words 'infinity', 'epoch' and 'now' as timestamps
         rules.append(
             (
-                sql.SQL("not isfinite({})").format(ref),
-                _reason(column, "is not a finite timestamp", ref),
+                sql.SQL("not isfinite({r}) or {r} = 'epoch'::timestamptz or {r} = now()").format(
+                    r=ref
+                ),
+                _reason(column, "is not a finite ISO 8601 timestamp", ref),
             )
         )
     if column.minimum is not None:

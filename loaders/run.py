@@ -14,7 +14,7 @@ A run:
    is from an earlier day (relative figures move with the date), or when forced. dbt
    builds each table as a new relation and swaps it in with a rename inside one
    transaction, so a build that fails leaves the previous marts in place and readable;
-4. runs the checks (`loaders.check.run_checks`).
+4. runs the checks (`loaders.check.run_checks`) after a successful build.
 Each run is recorded in `ops.run_log` (in the warehouse database).
 
 Offload zips processed files older than N days (age = time since the run moved them) into
@@ -351,7 +351,8 @@ def run(
             else:
                 say("nothing new to load and today's build is done: build skipped")
                 outcome.build_status = "skipped"
-            if check and outcome.build_status != "failed":
+            # checks follow a build: with nothing new, the last report still holds
+            if check and outcome.build_status == "success":
                 say("checking: dbt tests, source freshness, Great Expectations")
                 report = run_checks(dbt_args=_vars_only(dbt_args), progress=say)
                 say(report.summary())

@@ -93,8 +93,24 @@ def stream_ddl(stream: Stream) -> sql.Composed:
     )
 
 
+def _raw_schema_complete(conn: psycopg.Connection) -> bool:
+    expected = [f"raw.{name}" for name in STREAMS] + [
+        "raw.load_ledger", "raw.quarantine", "raw.rejected_files", "raw.load_id_seq",
+    ]
+    row = conn.execute(
+        "select count(*) = %s and exists (select from pg_namespace where nspname = 'raw_landing')"
+        " from unnest(%s::text[]) as name where to_regclass(name) is not null",
+        (len(expected), expected),
+    ).fetchone()
+    conn.commit()
+    return bool(row[0])
+
+
 def ensure_raw_schema(conn: psycopg.Connection) -> None:
-    """Create the raw schema idempotently; serialised so concurrent loaders do not race."""
+    """Create the raw schema idempotently; serialised so concurrent loaders do not race.
+    When everything exists it takes no lock (a load publishing meanwhile is not waited for)."""
+    if _raw_schema_complete(conn):
+        return
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('warehouse.raw_schema'))")
         conn.execute(LEDGER_DDL)

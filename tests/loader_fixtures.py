@@ -32,6 +32,7 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from loaders.streams import INTEGER, JSON_ARRAY, NUMBER, STREAMS, TIMESTAMP
 
@@ -265,6 +266,30 @@ def own_database(server_env: dict[str, str], name: str) -> Iterator[Any]:
         if os.environ.get("WAREHOUSE_KEEP_TEST_DBS") != "1":
             with admin() as conn:
                 conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def reset_raw(db):
+    """Empty the database the way a new one is empty for the loader: no raw schemas."""
+    with db.connect(autocommit=True) as conn:
+        conn.execute("drop schema if exists raw, raw_landing cascade")
+    return db
+
+
+def database_fixtures(name: str) -> tuple[Any, Any]:
+    """(`module_database`, `empty_database`) fixtures for a test module: one database per
+    module, emptied before each test. Like `fresh_database`, but dropping a database forces
+    a checkpoint on the shared server, which costs seconds per test when it is busy."""
+
+    @pytest.fixture(scope="module")
+    def module_database(server_env):
+        with own_database(server_env, name) as db:
+            yield db
+
+    @pytest.fixture
+    def empty_database(module_database):
+        return reset_raw(module_database)
+
+    return module_database, empty_database
 
 
 def load(db, *paths: Path | str, check: bool = True) -> subprocess.CompletedProcess:

@@ -15,12 +15,15 @@ from loader_fixtures import (
     ROOT,
     WAREHOUSE,
     count,
+    database_fixtures,
     summary_line,
     uid,
     write_csv,
     write_ndjson,
     write_parquet,
 )
+
+module_database, empty_database = database_fixtures("cli")
 
 ORG = uid(1, "1")
 T = "2026-03-01T10:00:00Z"
@@ -108,8 +111,8 @@ def test_db_status_of_the_embedded_server(server_env):
 # --------------------------------------------------------------------------- load
 
 
-def test_load_prints_one_line_per_file(fresh_database, tmp_path: Path):
-    db = fresh_database
+def test_load_prints_one_line_per_file(empty_database, tmp_path: Path):
+    db = empty_database
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     orgs = write_csv(inbox / "orgs_1.csv", [
@@ -153,17 +156,17 @@ def test_load_prints_one_line_per_file(fresh_database, tmp_path: Path):
     assert count(db, "raw.users") == 3
 
 
-def test_load_with_a_stream_name_and_a_clean_exit(fresh_database, tmp_path: Path):
+def test_load_with_a_stream_name_and_a_clean_exit(empty_database, tmp_path: Path):
     path = write_csv(tmp_path / "delivery_2026_03_01.csv", [
         {"org_id": ORG, "name": "Acme", "updated_at": T}])
-    result = run(fresh_database, "load", "orgs", str(path))
+    result = run(empty_database, "load", "orgs", str(path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [summary_line(path, "orgs", 1, 1, 0)]
     assert result.stderr == ""
-    assert count(fresh_database, "raw.orgs") == 1
+    assert count(empty_database, "raw.orgs") == 1
 
 
-def test_load_without_paths_is_a_usage_error(fresh_database):
-    result = run(fresh_database, "load")
+def test_load_without_paths_is_a_usage_error(empty_database):
+    result = run(empty_database, "load")
     assert result.returncode == 2
     assert "Usage" in result.stderr

@@ -21,6 +21,7 @@ from loader_fixtures import (
     As,
     assert_ledger_balanced,
     count,
+    database_fixtures,
     dicts,
     ledger,
     load,
@@ -35,6 +36,8 @@ from loader_fixtures import (
 )
 
 from loaders.streams import STREAMS
+
+module_database, empty_database = database_fixtures("delivery")
 
 ORG = uid(1, "1")
 T0 = As("2026-03-01T10:00:00Z", utc(2026, 3, 1, 10))
@@ -63,8 +66,8 @@ def attempt(n: int, score: float, updated: As, status: str = "completed") -> dic
 # --------------------------------------------------------------------------- same file
 
 
-def test_same_file_twice_loads_once(fresh_database, tmp_path: Path):
-    db = fresh_database
+def test_same_file_twice_loads_once(empty_database, tmp_path: Path):
+    db = empty_database
     path = write_csv(tmp_path / "attempts_day1.csv", [
         attempt(1, 50.0, T0), attempt(2, 150.0, T0), attempt(3, 60.0, T0)])
     first = load(db, path)
@@ -79,9 +82,9 @@ def test_same_file_twice_loads_once(fresh_database, tmp_path: Path):
 
 
 def test_same_content_under_another_name_or_folder_is_already_loaded(
-    fresh_database, tmp_path: Path
+    empty_database, tmp_path: Path
 ):
-    db = fresh_database
+    db = empty_database
     path = write_csv(tmp_path / "attempts_day1.csv", [attempt(1, 50.0, T0)])
     load(db, path)
     renamed = tmp_path / "other" / "attempts_resent_2026-03-02.csv"
@@ -100,8 +103,8 @@ def test_same_content_under_another_name_or_folder_is_already_loaded(
     assert len(ledger(db)) == 2
 
 
-def test_two_copies_in_one_call_load_once(fresh_database, tmp_path: Path):
-    db = fresh_database
+def test_two_copies_in_one_call_load_once(empty_database, tmp_path: Path):
+    db = empty_database
     path = write_ndjson(tmp_path / "kpi_events_a.jsonl", [GOOD["kpi_events"]])
     copy = tmp_path / "kpi_events_b.jsonl"
     shutil.copy(path, copy)
@@ -149,8 +152,8 @@ def _redeliveries(tmp_path: Path) -> list[Path]:
     return paths
 
 
-def test_redelivered_records_keep_every_raw_version(fresh_database, tmp_path: Path):
-    db = fresh_database
+def test_redelivered_records_keep_every_raw_version(empty_database, tmp_path: Path):
+    db = empty_database
     paths = _redeliveries(tmp_path)
     # one call: files load stream by stream, each stream's files in name (= delivery) order
     load(db, *paths)
@@ -342,8 +345,8 @@ def test_unreadable_file_is_rejected_with_a_clear_message(rejections: Rejections
         "select count(*) from raw.load_ledger where file_name = %s", (name,)) == [(0,)]
 
 
-def test_rejected_file_is_retried_and_a_fixed_one_loads(fresh_database, tmp_path: Path):
-    db = fresh_database
+def test_rejected_file_is_retried_and_a_fixed_one_loads(empty_database, tmp_path: Path):
+    db = empty_database
     path = write_csv(tmp_path / "orgs_broken.csv", _without("orgs", "updated_at"))
     for _ in range(2):  # a rejection is not recorded as loaded: the next run tries again
         result = load(db, path, check=False)

@@ -1,17 +1,20 @@
-{#- The loads an incremental fact (re)reads: every load of the stream whose loaded_at is at
-    or after the newest loaded_at already in the fact, minus var('lookback_days') days.
+{#- The loads an incremental model (re)reads: every load of the stream that finished after
+    the newest load the model already holds (its highest _load_id) finished, minus
+    var('lookback_days') days; with lookback_days = 0, only loads newer than what it holds.
     load_ids are drawn when a load starts but loads commit in their own order, so a file
     whose load started earlier can become visible later than a newer one; the lookback
     re-reads such late files. On a first build or --full-refresh the caller reads everything.
-    Returns a subquery of load_ids, for `_load_id in (...)`. -#}
+    Returns a subquery of load_ids, for `_load_id in (...)`. The model's highest _load_id
+    is read through its _load_id index on the big facts. -#}
 {% macro star_recent_loads(stream, watermark_relation=none) -%}
     {%- set watermark_relation = watermark_relation or this -%}
     select ledger.load_id
     from {{ ref('stg_load_ledger') }} as ledger
     where
         ledger.stream = '{{ stream }}'
-        and ledger.loaded_at >= (
-            select coalesce(max(watermark.loaded_at), '-infinity'::timestamptz)
-            from {{ watermark_relation }} as watermark
+        and ledger.loaded_at > (
+            select coalesce(max(held.loaded_at), '-infinity'::timestamptz)
+            from {{ ref('stg_load_ledger') }} as held
+            where held.load_id = (select max(watermark._load_id) from {{ watermark_relation }} as watermark)
         ) - interval '{{ var("lookback_days") | int }} days'
 {%- endmacro %}

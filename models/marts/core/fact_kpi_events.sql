@@ -5,7 +5,8 @@
     on_schema_change='fail',
     indexes=[
         {'columns': ['org_id', 'attempt_id']},
-        {'columns': ['org_id', 'date_key']},
+        {'columns': ['date_key'], 'type': 'brin'},
+        {'columns': ['_load_id']},
     ],
     pre_hook=["set local work_mem = '{{ var('star_big_work_mem', '1GB') }}'"],
     post_hook=[

@@ -23,27 +23,21 @@
 -- The voice metrics in long format: one row per session and metric with a non-null value.
 -- Which metrics exist and which session column holds each come from the seed
 -- metric_definitions (metric, value_column): a new seed row naming any numeric session
--- column adds a metric without a code change.
+-- column adds a metric without a code change; naming another column fails the build.
+{%- set numeric_columns = [
+    'duration_ms', 'words_spoken', 'score', 'pronunciation_score', 'fluency_score',
+    'grammar_score', 'pace_wpm', 'pitch_hz', 'volume_db', 'pauses_per_min', 'clarity',
+    'confidence',
+] %}
 with sessions as (
     select
         session_id,
         org_id,
         user_id,
         started_at,
-        jsonb_build_object(
-            'duration_ms', duration_ms,
-            'words_spoken', words_spoken,
-            'score', score,
-            'pronunciation_score', pronunciation_score,
-            'fluency_score', fluency_score,
-            'grammar_score', grammar_score,
-            'pace_wpm', pace_wpm,
-            'pitch_hz', pitch_hz,
-            'volume_db', volume_db,
-            'pauses_per_min', pauses_per_min,
-            'clarity', clarity,
-            'confidence', confidence
-        ) as numeric_columns,
+        {%- for column in numeric_columns %}
+        {{ column }},
+        {%- endfor %}
         _load_id,
         loaded_at
     from {{ ref('stg_sessions') }}
@@ -63,7 +57,14 @@ metric_values as (
     select
         sessions.session_id,
         definitions.metric,
-        (sessions.numeric_columns ->> definitions.value_column)::double precision as value,
+        case definitions.value_column
+            {%- for column in numeric_columns %}
+            when '{{ column }}' then sessions.{{ column }}::double precision
+            {%- endfor %}
+            -- fails the build with a readable message
+            else ('metric_definitions.value_column ' || definitions.value_column
+                || ' is not a numeric column of sessions')::double precision
+        end as value,
         sessions.user_id,
         sessions.org_id,
         sessions.started_at,

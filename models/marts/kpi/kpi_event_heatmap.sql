@@ -1,15 +1,15 @@
--- Per org, event type and minute into the attempt (floor(timestamp_ms / 60000), an integer
--- division since timestamp_ms >= 0): how many
--- KPI events happened then, over every event of fact_kpi_events. category comes from the
--- seed event_types ('unknown' for new types).
+-- Per org, event type and minute into the attempt (minute_offset = floor(timestamp_ms /
+-- 60000)): how many KPI events happened then, over every event of fact_kpi_events (summed
+-- from the per-load counts). category comes from the seed event_types ('unknown' for new
+-- types).
 with minute_counts as (
     select
         org_id,
         event_type,
-        timestamp_ms / 60000 as minute_offset,
-        count(*) as events
-    from {{ ref('fact_kpi_events') }}
-    group by org_id, event_type, timestamp_ms / 60000
+        minute_offset,
+        sum(events)::bigint as events
+    from {{ ref('int_kpi_minute_counts_by_load') }}
+    group by org_id, event_type, minute_offset
 ),
 
 event_types as (

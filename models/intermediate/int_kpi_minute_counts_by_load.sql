@@ -1,0 +1,23 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['org_id', '_load_id'],
+    on_schema_change='fail',
+    post_hook=["{{ star_analyze() }}"],
+) }}
+-- depends_on: {{ ref('stg_load_ledger') }}
+-- KPI events per org, load, event type and minute into the attempt (floor(timestamp_ms /
+-- 60000), an integer division since timestamp_ms >= 0). Loads never change once loaded,
+-- so each build only counts the event loads since the watermark (minus the lookback) and
+-- replaces their rows (delete+insert on org_id, _load_id); kpi_event_heatmap sums the loads.
+select
+    org_id,
+    _load_id,
+    event_type,
+    timestamp_ms / 60000 as minute_offset,
+    count(*) as events
+from {{ ref('fact_kpi_events') }}
+{% if is_incremental() -%}
+where _load_id in ({{ star_recent_loads('kpi_events') }})
+{%- endif %}
+group by org_id, _load_id, event_type, timestamp_ms / 60000
