@@ -10,10 +10,12 @@ A run:
    `rejected/` next to the inbox, keeping its sub-path and never overwriting a file there
    (a name already taken gets `.1`, `.2`, ... before its extension); a rejected file gets a
    `<name>.reason.txt` beside it;
-3. builds (`dbt build`) when anything was loaded, when the last recorded build failed or
-   is from an earlier day (relative figures move with the date), or when forced. dbt
-   builds each table as a new relation and swaps it in with a rename inside one
-   transaction, so a build that fails leaves the previous marts in place and readable;
+3. builds (`dbt build`) when anything was loaded since the last successful build, when
+   the last recorded build failed or is from an earlier day (relative figures move with
+   the date), or when forced. dbt builds each table as a new relation and swaps it in
+   with a rename inside one transaction, so a build that fails leaves the previous marts
+   in place and readable; export views that a failed build dropped on the way (dbt drops
+   a replaced table with `cascade`) are re-created from their saved definitions;
 4. runs the checks (`loaders.check.run_checks`) after a successful build.
 Each run is recorded in `ops.run_log` (in the warehouse database).
 
@@ -59,6 +61,7 @@ create table if not exists ops.run_log (
     check_status text,
     message text
 );
+alter table ops.run_log add column if not exists build_started_at timestamptz;
 comment on table ops.run_log is
     'One row per warehouse run: files loaded or rejected, build and check outcome.';
 """
@@ -141,18 +144,28 @@ def _ensure_run_log(conn: psycopg.Connection) -> None:
 
 
 def build_needed(conn: psycopg.Connection) -> bool:
-    """No successful build recorded today (UTC), or the last build failed."""
+    """The last build failed, none succeeded today (UTC), or a file was loaded since the
+    last successful build started (by hand, or by a run killed before its build)."""
     row = conn.execute(
-        "select build_status, finished_at from ops.run_log"
+        "select build_status, finished_at, build_started_at from ops.run_log"
         " where build_status in ('success', 'failed') order by run_id desc limit 1"
     ).fetchone()
-    conn.commit()
-    if row is None:
+    if row is None or row[0] != "success" or row[1] is None:
+        conn.commit()
         return True
-    status, finished_at = row
-    if status != "success" or finished_at is None:
+    _, finished_at, build_started_at = row
+    if finished_at.astimezone(dt.UTC).date() < dt.datetime.now(dt.UTC).date():
+        conn.commit()
         return True
-    return finished_at.astimezone(dt.UTC).date() < dt.datetime.now(dt.UTC).date()
+    try:
+        newer = conn.execute(
+            "select exists (select from raw.load_ledger where loaded_at >= %s)",
+            (build_started_at or finished_at,),
+        ).fetchone()[0]
+    except psycopg.errors.UndefinedTable:
+        newer = True
+    conn.rollback()
+    return bool(newer)
 
 
 # --------------------------------------------------------------------------- export views guard
@@ -346,6 +359,11 @@ def run(
             conn.commit()
             if loaded or force_build or build_needed(conn):
                 say("building: dbt build")
+                conn.execute(
+                    "update ops.run_log set build_started_at = now() where run_id = %s",
+                    (run_id,),
+                )
+                conn.commit()
                 code = guarded_build(dbt_args, say)
                 outcome.build_status = "success" if code == 0 else "failed"
             else:

@@ -249,6 +249,17 @@ def test_offload_archives_and_keeps_figures(run_db, site):
     assert "already loaded" in rerun.stdout and "build skipped" in rerun.stdout
     assert figures(run_db) == before
 
+    # a file loaded since the last build (by hand, or by a run killed before building)
+    # makes the next run build even with an empty inbox
+    from loaders.run import build_needed
+
+    with run_db.connect() as conn:
+        assert not build_needed(conn)
+        conn.execute("update raw.load_ledger set loaded_at = now()"
+                     " where load_id = (select max(load_id) from raw.load_ledger)")
+        conn.commit()
+        assert build_needed(conn)
+
 
 def test_free_destination_never_overwrites(tmp_path):
     target = tmp_path / "kpi_events_0001.csv.gz"

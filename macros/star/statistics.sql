@@ -31,3 +31,15 @@
 {% macro event_category(category_column) -%}
     coalesce({{ category_column }}, 'unknown')
 {%- endmacro %}
+
+{#- Order-independent mean / sample standard deviation: computed in numeric, so the same
+    rows give the same bits whatever order a (parallel) plan adds them in, and a rebuild
+    reproduces the mart exactly; returned as double precision. (A double's numeric value
+    keeps 15 significant digits.) -#}
+{% macro exact_avg(expression) -%}
+    avg(({{ expression }})::numeric)::double precision
+{%- endmacro %}
+
+{% macro exact_stddev_samp(expression) -%}
+    stddev_samp(({{ expression }})::numeric)::double precision
+{%- endmacro %}

@@ -45,8 +45,8 @@ select
     period_start,
     count(*) as attempts,
     -- exact decimal average, so users with the same scores tie exactly in the rankings
-    avg(score::numeric)::double precision as avg_score,
+    {{ exact_avg('score') }} as avg_score,
     sum(duration_seconds) as total_duration,
-    avg(talk_percentage) as avg_talk_percentage
+    {{ exact_avg('talk_percentage') }} as avg_talk_percentage
 from periods
 group by org_id, user_id, period_type, period_start

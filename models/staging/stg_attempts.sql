@@ -1,7 +1,7 @@
 -- Scenario attempts, every status: the winning version of each attempt_id (newest
 -- updated_at, then first loaded). Unknown columns of the file stay in _extra.
-with deliveries as (
-    select
+with winners as (
+    select distinct on (attempt_id)
         attempt_id,
         org_id,
         user_id,
@@ -16,9 +16,9 @@ with deliveries as (
         updated_at,
         _extra,
         _load_id,
-        _row_number,
-        {{ star_version_rank('attempt_id') }} as version_rank
+        _row_number
     from {{ source('raw', 'attempts') }}
+    order by attempt_id, {{ star_version_order() }}
 ),
 
 ledger as (
@@ -29,21 +29,20 @@ ledger as (
 )
 
 select
-    deliveries.attempt_id,
-    deliveries.org_id,
-    deliveries.user_id,
-    deliveries.scenario_id,
-    deliveries.status,
-    deliveries.score,
-    deliveries.duration_seconds,
-    deliveries.talk_ms,
-    deliveries.listen_ms,
-    deliveries.started_at,
-    deliveries.ended_at,
-    deliveries.updated_at,
-    deliveries._extra,
-    deliveries._load_id,
+    winners.attempt_id,
+    winners.org_id,
+    winners.user_id,
+    winners.scenario_id,
+    winners.status,
+    winners.score,
+    winners.duration_seconds,
+    winners.talk_ms,
+    winners.listen_ms,
+    winners.started_at,
+    winners.ended_at,
+    winners.updated_at,
+    winners._extra,
+    winners._load_id,
     ledger.loaded_at
-from deliveries
-left join ledger on deliveries._load_id = ledger.load_id
-where deliveries.version_rank = 1
+from winners
+left join ledger on winners._load_id = ledger.load_id

@@ -1,15 +1,15 @@
 -- Organisations: the winning version of each org_id (newest updated_at, then first loaded).
-with deliveries as (
-    select
+with winners as (
+    select distinct on (org_id)
         org_id,
         name,
         plan,
         created_at,
         updated_at,
         _load_id,
-        _row_number,
-        {{ star_version_rank('org_id') }} as version_rank
+        _row_number
     from {{ source('raw', 'orgs') }}
+    order by org_id, {{ star_version_order() }}
 ),
 
 ledger as (
@@ -20,13 +20,12 @@ ledger as (
 )
 
 select
-    deliveries.org_id,
-    deliveries.name,
-    deliveries.plan,
-    deliveries.created_at,
-    deliveries.updated_at,
-    deliveries._load_id,
+    winners.org_id,
+    winners.name,
+    winners.plan,
+    winners.created_at,
+    winners.updated_at,
+    winners._load_id,
     ledger.loaded_at
-from deliveries
-left join ledger on deliveries._load_id = ledger.load_id
-where deliveries.version_rank = 1
+from winners
+left join ledger on winners._load_id = ledger.load_id

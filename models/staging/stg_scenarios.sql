@@ -1,6 +1,6 @@
 -- Scenarios: the winning version of each scenario_id (newest updated_at, then first loaded).
-with deliveries as (
-    select
+with winners as (
+    select distinct on (scenario_id)
         scenario_id,
         org_id,
         title,
@@ -9,9 +9,9 @@ with deliveries as (
         created_at,
         updated_at,
         _load_id,
-        _row_number,
-        {{ star_version_rank('scenario_id') }} as version_rank
+        _row_number
     from {{ source('raw', 'scenarios') }}
+    order by scenario_id, {{ star_version_order() }}
 ),
 
 ledger as (
@@ -22,15 +22,14 @@ ledger as (
 )
 
 select
-    deliveries.scenario_id,
-    deliveries.org_id,
-    deliveries.title,
-    deliveries.difficulty,
-    deliveries.category,
-    deliveries.created_at,
-    deliveries.updated_at,
-    deliveries._load_id,
+    winners.scenario_id,
+    winners.org_id,
+    winners.title,
+    winners.difficulty,
+    winners.category,
+    winners.created_at,
+    winners.updated_at,
+    winners._load_id,
     ledger.loaded_at
-from deliveries
-left join ledger on deliveries._load_id = ledger.load_id
-where deliveries.version_rank = 1
+from winners
+left join ledger on winners._load_id = ledger.load_id

@@ -1,7 +1,7 @@
 -- Practice sessions: the winning version of each session_id (newest updated_at, then first
 -- loaded), with scores, the six voice metrics and the JSON lists as delivered.
-with deliveries as (
-    select
+with winners as (
+    select distinct on (session_id)
         session_id,
         org_id,
         user_id,
@@ -26,9 +26,9 @@ with deliveries as (
         metadata,
         updated_at,
         _load_id,
-        _row_number,
-        {{ star_version_rank('session_id') }} as version_rank
+        _row_number
     from {{ source('raw', 'sessions') }}
+    order by session_id, {{ star_version_order() }}
 ),
 
 ledger as (
@@ -39,31 +39,30 @@ ledger as (
 )
 
 select
-    deliveries.session_id,
-    deliveries.org_id,
-    deliveries.user_id,
-    deliveries.attempt_id,
-    deliveries.session_type,
-    deliveries.started_at,
-    deliveries.duration_ms,
-    deliveries.words_spoken,
-    deliveries.score,
-    deliveries.pronunciation_score,
-    deliveries.fluency_score,
-    deliveries.grammar_score,
-    deliveries.pace_wpm,
-    deliveries.pitch_hz,
-    deliveries.volume_db,
-    deliveries.pauses_per_min,
-    deliveries.clarity,
-    deliveries.confidence,
-    deliveries.topics,
-    deliveries.vocabulary_learned,
-    deliveries.areas_to_improve,
-    deliveries.metadata,
-    deliveries.updated_at,
-    deliveries._load_id,
+    winners.session_id,
+    winners.org_id,
+    winners.user_id,
+    winners.attempt_id,
+    winners.session_type,
+    winners.started_at,
+    winners.duration_ms,
+    winners.words_spoken,
+    winners.score,
+    winners.pronunciation_score,
+    winners.fluency_score,
+    winners.grammar_score,
+    winners.pace_wpm,
+    winners.pitch_hz,
+    winners.volume_db,
+    winners.pauses_per_min,
+    winners.clarity,
+    winners.confidence,
+    winners.topics,
+    winners.vocabulary_learned,
+    winners.areas_to_improve,
+    winners.metadata,
+    winners.updated_at,
+    winners._load_id,
     ledger.loaded_at
-from deliveries
-left join ledger on deliveries._load_id = ledger.load_id
-where deliveries.version_rank = 1
+from winners
+left join ledger on winners._load_id = ledger.load_id

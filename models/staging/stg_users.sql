@@ -1,7 +1,7 @@
 -- Users: the winning version of each user_id (newest updated_at, then first loaded);
 -- an empty time zone means UTC.
-with deliveries as (
-    select
+with winners as (
+    select distinct on (user_id)
         user_id,
         org_id,
         name,
@@ -13,9 +13,9 @@ with deliveries as (
         created_at,
         updated_at,
         _load_id,
-        _row_number,
-        {{ star_version_rank('user_id') }} as version_rank
+        _row_number
     from {{ source('raw', 'users') }}
+    order by user_id, {{ star_version_order() }}
 ),
 
 ledger as (
@@ -26,18 +26,17 @@ ledger as (
 )
 
 select
-    deliveries.user_id,
-    deliveries.org_id,
-    deliveries.name,
-    deliveries.email,
-    deliveries.role,
-    nullif(btrim(deliveries.team), '') as team,
-    nullif(btrim(deliveries.manager_id), '') as manager_id,
-    coalesce(nullif(btrim(deliveries.timezone), ''), 'UTC') as timezone,
-    deliveries.created_at,
-    deliveries.updated_at,
-    deliveries._load_id,
+    winners.user_id,
+    winners.org_id,
+    winners.name,
+    winners.email,
+    winners.role,
+    nullif(btrim(winners.team), '') as team,
+    nullif(btrim(winners.manager_id), '') as manager_id,
+    coalesce(nullif(btrim(winners.timezone), ''), 'UTC') as timezone,
+    winners.created_at,
+    winners.updated_at,
+    winners._load_id,
     ledger.loaded_at
-from deliveries
-left join ledger on deliveries._load_id = ledger.load_id
-where deliveries.version_rank = 1
+from winners
+left join ledger on winners._load_id = ledger.load_id

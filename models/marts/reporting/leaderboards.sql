@@ -28,9 +28,34 @@ ranked as (
         avg_score,
         rank() over period_ranking as rank,
         dense_rank() over period_ranking as dense_rank,
-        percent_rank() over period_ranking as percent_rank
+        percent_rank() over period_ranking as percent_rank,
+        case period_type
+            when 'week' then period_start - 7
+            else (period_start - interval '1 month')::date
+        end as previous_period_start
     from user_periods
     window period_ranking as (partition by org_id, period_type, period_start order by avg_score desc)
+),
+
+with_previous as (
+    -- the user's rank in the period just before: the rank of their previous ranked period
+    -- when that period is the one just before, else none
+    select
+        org_id,
+        user_id,
+        period_type,
+        period_start,
+        attempts,
+        avg_score,
+        rank,
+        dense_rank,
+        percent_rank,
+        case
+            when lag(period_start) over user_history = previous_period_start
+                then lag(rank) over user_history
+        end as previous_rank
+    from ranked
+    window user_history as (partition by org_id, user_id, period_type order by period_start)
 ),
 
 users as (
@@ -41,30 +66,21 @@ users as (
 )
 
 select
-    ranked.org_id,
-    ranked.period_type,
-    ranked.period_start,
-    ranked.user_id,
+    with_previous.org_id,
+    with_previous.period_type,
+    with_previous.period_start,
+    with_previous.user_id,
     users.team,
-    ranked.attempts,
-    ranked.avg_score,
-    ranked.rank,
-    ranked.dense_rank,
-    ranked.percent_rank,
-    previous.rank as previous_rank,
-    previous.rank - ranked.rank as rank_change,
-    ranked.period_start = case ranked.period_type
+    with_previous.attempts,
+    with_previous.avg_score,
+    with_previous.rank,
+    with_previous.dense_rank,
+    with_previous.percent_rank,
+    with_previous.previous_rank,
+    with_previous.previous_rank - with_previous.rank as rank_change,
+    with_previous.period_start = case with_previous.period_type
         when 'week' then date_trunc('week', {{ as_of_date() }}::timestamp)::date
         else date_trunc('month', {{ as_of_date() }}::timestamp)::date
     end as is_current_period
-from ranked
-left join ranked as previous
-    on
-        ranked.org_id = previous.org_id
-        and ranked.user_id = previous.user_id
-        and ranked.period_type = previous.period_type
-        and previous.period_start = case ranked.period_type
-            when 'week' then ranked.period_start - 7
-            else (ranked.period_start - interval '1 month')::date
-        end
-left join users on ranked.user_id = users.user_id
+from with_previous
+left join users on with_previous.user_id = users.user_id

@@ -16,7 +16,7 @@ org_attempts as (
         org_id,
         count(distinct user_id) as active_users,
         count(*) as total_attempts,
-        avg(score) as avg_score,
+        {{ exact_avg('score') }} as avg_score,
         max(coalesce(ended_at, started_at)) as last_activity,
         count(*) filter (where {{ in_window_before_as_of('ended_at', 7) }}) as attempts_this_week,
         count(*) filter (where {{ in_window_before_as_of('ended_at', 30) }}) as attempts_this_month

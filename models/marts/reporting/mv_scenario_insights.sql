@@ -8,9 +8,9 @@ select
     org_id,
     scenario_id,
     count(*) as attempt_count,
-    avg(score) as avg_score,
-    stddev_samp(score) as score_stddev,
-    avg(duration_seconds) as avg_duration,
+    {{ exact_avg('score') }} as avg_score,
+    {{ exact_stddev_samp('score') }} as score_stddev,
+    {{ exact_avg('duration_seconds') }} as avg_duration,
     percentile_cont(0.5) within group (order by score) as median_score,
     max(started_at) as last_attempted
 from {{ ref('fact_scenario_attempts') }}

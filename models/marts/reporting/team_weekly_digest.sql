@@ -36,7 +36,7 @@ team_weeks as (
         count(*) as attempts,
         count(*) filter (where is_completed) as completed_attempts,
         count(*) filter (where is_completed)::double precision / count(*) as completion_rate,
-        avg(completed_score) as avg_score
+        {{ exact_avg('completed_score') }} as avg_score
     from attempts
     group by org_id, team, week_start
 ),
@@ -49,7 +49,7 @@ performers as (
         user_id,
         min(user_name) as user_name,
         count(completed_score) as scored_attempts,
-        avg(completed_score::numeric)::double precision as avg_score
+        {{ exact_avg('completed_score') }} as avg_score
     from attempts
     where completed_score is not null
     group by org_id, team, week_start, user_id
