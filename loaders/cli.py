@@ -286,8 +286,8 @@ def _write_demo_exports(exports_dir: Path) -> None:
     exports_dir.mkdir(parents=True, exist_ok=True)
     for view in exporter.EXPORT_VIEWS:
         target = exports_dir / f"{view}.csv"
-        rows = exporter.export_view(view, "csv", target)
-        click.echo(f"exported {view}: {rows} rows -> {target}")
+        result = exporter.export_view(view, "csv", target)
+        click.echo(f"exported {view}: {result.rows} rows -> {target}")
 
 
 # --------------------------------------------------------------------------- export, check, run

@@ -11,6 +11,8 @@
     end
     $$;
     alter role {{ role }} set search_path = marts, exports;
+    -- figures and exports are in UTC whatever the client's zone
+    alter role {{ role }} set timezone = 'UTC';
     create schema if not exists marts;
     create schema if not exists exports;
 {% endmacro %}
