@@ -14,4 +14,4 @@ select
 from {{ ref('mv_scenario_insights') }} as insights
 left join {{ ref('dim_scenarios') }} as scenarios on insights.scenario_id = scenarios.scenario_id
 where insights.attempt_count >= 10
-order by insights.score_stddev desc nulls last, insights.scenario_id
+order by insights.score_stddev desc nulls last, insights.scenario_id asc

@@ -3,8 +3,10 @@
     incremental_strategy='delete+insert',
     unique_key=['org_id', 'attempt_id'],
     on_schema_change='fail',
-    indexes=[{'columns': ['org_id', 'attempt_id']}],
-    post_hook=["{{ star_analyze() }}"],
+    post_hook=[
+        "{{ star_primary_key(['org_id', 'attempt_id', 'event_type']) }}",
+        "{{ star_analyze() }}",
+    ],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
 -- KPI events counted per org, attempt and event type (every event of fact_kpi_events,
@@ -12,16 +14,7 @@
 -- events (event_value kind = 'open'). The per-attempt and weekly KPI marts read this.
 -- Incremental on (org_id, attempt_id): the attempts that received events in the event
 -- loads since the watermark (minus the lookback) are counted again from all their events.
-{% if is_incremental() -%}
-with touched_attempts as (
-    select distinct
-        org_id,
-        attempt_id
-    from {{ ref('fact_kpi_events') }}
-    where _load_id in ({{ star_recent_loads('kpi_events') }})
-),
-
-events as (
+with events as (
     select
         fact.org_id,
         fact.attempt_id,
@@ -29,22 +22,19 @@ events as (
         fact.event_value,
         fact._load_id
     from {{ ref('fact_kpi_events') }} as fact
-    inner join touched_attempts
-        on
-            fact.org_id = touched_attempts.org_id
-            and fact.attempt_id = touched_attempts.attempt_id
+    {% if is_incremental() -%}
+        inner join (
+            select distinct
+                org_id,
+                attempt_id
+            from {{ ref('fact_kpi_events') }}
+            where _load_id in ({{ star_recent_loads('kpi_events') }})
+        ) as touched_attempts
+            on
+                fact.org_id = touched_attempts.org_id
+                and fact.attempt_id = touched_attempts.attempt_id
+    {%- endif %}
 )
-{%- else -%}
-with events as (
-    select
-        org_id,
-        attempt_id,
-        event_type,
-        event_value,
-        _load_id
-    from {{ ref('fact_kpi_events') }}
-)
-{%- endif %}
 
 select
     org_id,

@@ -3,7 +3,10 @@
     incremental_strategy='delete+insert',
     unique_key=['org_id', '_load_id'],
     on_schema_change='fail',
-    post_hook=["{{ star_analyze() }}"],
+    post_hook=[
+        "{{ star_primary_key(['org_id', '_load_id', 'event_type', 'minute_offset']) }}",
+        "{{ star_analyze() }}",
+    ],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
 -- KPI events per org, load, event type and minute into the attempt (floor(timestamp_ms /
@@ -18,6 +21,6 @@ select
     count(*) as events
 from {{ ref('fact_kpi_events') }}
 {% if is_incremental() -%}
-where _load_id in ({{ star_recent_loads('kpi_events') }})
+    where _load_id in ({{ star_recent_loads('kpi_events') }})
 {%- endif %}
 group by org_id, _load_id, event_type, timestamp_ms / 60000

@@ -43,9 +43,11 @@ bounds as (
 ),
 
 calendar as (
-    select day::date as date_key
+    select calendar_day.day::date as date_key
     from bounds
-    cross join generate_series(bounds.first_date, bounds.last_date, interval '1 day') as day
+    cross join
+        lateral generate_series(bounds.first_date, bounds.last_date, interval '1 day')
+            as calendar_day (day)
 )
 
 select

@@ -32,23 +32,49 @@
 -- in the attempt loads of the same window, so a late attempt file fills their occurred_at.
 with new_events as (
     {% if is_incremental() -%}
-    -- the rows of the loads being re-read, deduplicated among themselves by the staging
-    -- rule (star_version_rank) and dropped when an earlier load already delivered the
-    -- event: together exactly the winners of stg_kpi_events from these loads
-    select
-        event_id,
-        attempt_id,
-        session_id,
-        org_id,
-        user_id,
-        scenario_id,
-        event_type,
-        event_value,
-        timestamp_ms,
-        delivered_occurred_at,
-        _load_id,
-        loaded_at
-    from (
+        -- the rows of the loads being re-read, deduplicated among themselves by the
+        -- staging rule (star_version_rank) and dropped when an earlier load already
+        -- delivered the event: together exactly the winners of stg_kpi_events from them
+        select
+            event_id,
+            attempt_id,
+            session_id,
+            org_id,
+            user_id,
+            scenario_id,
+            event_type,
+            event_value,
+            timestamp_ms,
+            delivered_occurred_at,
+            _load_id,
+            loaded_at
+        from (
+            select
+                event_id,
+                attempt_id,
+                session_id,
+                org_id,
+                user_id,
+                scenario_id,
+                event_type,
+                event_value,
+                timestamp_ms,
+                occurred_at as delivered_occurred_at,
+                _load_id,
+                loaded_at,
+                {{ star_version_rank('event_id', version_column=none) }} as version_rank
+            from {{ ref('stg_kpi_event_deliveries') }}
+            where _load_id in ({{ star_recent_loads('kpi_events') }})
+        ) as recent_deliveries
+        where
+            version_rank = 1
+            and not exists (
+                select from {{ this }} as earlier
+                where
+                    earlier.id = recent_deliveries.event_id
+                    and earlier._load_id < recent_deliveries._load_id
+            )
+    {%- else -%}
         select
             event_id,
             attempt_id,
@@ -61,34 +87,8 @@ with new_events as (
             timestamp_ms,
             occurred_at as delivered_occurred_at,
             _load_id,
-            loaded_at,
-            {{ star_version_rank('event_id', version_column=none) }} as version_rank
-        from {{ ref('stg_kpi_event_deliveries') }}
-        where _load_id in ({{ star_recent_loads('kpi_events') }})
-    ) as recent_deliveries
-    where
-        version_rank = 1
-        and not exists (
-            select from {{ this }} as earlier
-            where
-                earlier.id = recent_deliveries.event_id
-                and earlier._load_id < recent_deliveries._load_id
-        )
-    {%- else -%}
-    select
-        event_id,
-        attempt_id,
-        session_id,
-        org_id,
-        user_id,
-        scenario_id,
-        event_type,
-        event_value,
-        timestamp_ms,
-        occurred_at as delivered_occurred_at,
-        _load_id,
-        loaded_at
-    from {{ ref('stg_kpi_events') }}
+            loaded_at
+        from {{ ref('stg_kpi_events') }}
     {%- endif %}
 ),
 
@@ -101,13 +101,52 @@ attempts as (
     from {{ ref('stg_attempts') }}
 ),
 
-{% if is_incremental() -%}
-changed_attempts as (
-    select
-        attempt_id,
-        org_id
-    from attempts
-    where _load_id in ({{ star_recent_loads('attempts') }})
+-- events already in the fact whose occurred_at came (or should come) from an attempt that
+-- was delivered again or late in the attempt loads being re-read: resolved once more
+existing_events_of_changed_attempts as (
+    {% if is_incremental() -%}
+        select
+            existing.id as event_id,
+            existing.attempt_id,
+            existing.session_id,
+            existing.org_id,
+            existing.user_id,
+            existing.scenario_id,
+            existing.event_type,
+            existing.event_value,
+            existing.timestamp_ms,
+            null::timestamptz as delivered_occurred_at,
+            existing._load_id,
+            existing.loaded_at
+        from {{ this }} as existing
+        inner join attempts as changed_attempts
+            on
+                existing.org_id = changed_attempts.org_id
+                and existing.attempt_id = changed_attempts.attempt_id
+        where
+            changed_attempts._load_id in ({{ star_recent_loads('attempts') }})
+            and existing.occurred_at_source != 'event'
+            and not exists (
+                select from new_events
+                where new_events.event_id = existing.id
+            )
+    {%- else -%}
+        -- a first build or a full refresh resolves every event in new_events: none here
+        select
+            null::uuid as event_id,
+            null::uuid as attempt_id,
+            null::uuid as session_id,
+            null::uuid as org_id,
+            null::text as user_id,
+            null::uuid as scenario_id,
+            null::text as event_type,
+            null::jsonb as event_value,
+            null::bigint as timestamp_ms,
+            null::timestamptz as delivered_occurred_at,
+            null::bigint as _load_id,
+            null::timestamptz as loaded_at
+        where false
+    {%- endif %}
 ),
 
 events_to_resolve as (
@@ -128,35 +167,6 @@ events_to_resolve as (
 
     union all
 
-    -- events already in the fact whose occurred_at came (or should come) from an attempt
-    -- that was delivered again or late: resolve them once more
-    select
-        existing.id as event_id,
-        existing.attempt_id,
-        existing.session_id,
-        existing.org_id,
-        existing.user_id,
-        existing.scenario_id,
-        existing.event_type,
-        existing.event_value,
-        existing.timestamp_ms,
-        null::timestamptz as delivered_occurred_at,
-        existing._load_id,
-        existing.loaded_at
-    from {{ this }} as existing
-    inner join changed_attempts
-        on
-            existing.org_id = changed_attempts.org_id
-            and existing.attempt_id = changed_attempts.attempt_id
-    where
-        existing.occurred_at_source <> 'event'
-        and not exists (
-            select from new_events
-            where new_events.event_id = existing.id
-        )
-)
-{%- else -%}
-events_to_resolve as (
     select
         event_id,
         attempt_id,
@@ -170,9 +180,8 @@ events_to_resolve as (
         delivered_occurred_at,
         _load_id,
         loaded_at
-    from new_events
-)
-{%- endif %},
+    from existing_events_of_changed_attempts
+),
 
 resolved as (
     select

@@ -36,13 +36,13 @@ with sessions as (
         user_id,
         started_at,
         {%- for column in numeric_columns %}
-        {{ column }},
+            {{ column }},
         {%- endfor %}
         _load_id,
         loaded_at
     from {{ ref('stg_sessions') }}
     {% if is_incremental() -%}
-    where _load_id in ({{ star_recent_loads('sessions') }})
+        where _load_id in ({{ star_recent_loads('sessions') }})
     {%- endif %}
 ),
 
@@ -59,11 +59,13 @@ metric_values as (
         definitions.metric,
         case definitions.value_column
             {%- for column in numeric_columns %}
-            when '{{ column }}' then sessions.{{ column }}::double precision
+                when '{{ column }}' then sessions.{{ column }}::double precision
             {%- endfor %}
             -- fails the build with a readable message
-            else ('metric_definitions.value_column ' || definitions.value_column
-                || ' is not a numeric column of sessions')::double precision
+            else (
+                'metric_definitions.value_column ' || definitions.value_column
+                || ' is not a numeric column of sessions'
+            )::double precision
         end as value,
         sessions.user_id,
         sessions.org_id,

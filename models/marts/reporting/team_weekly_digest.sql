@@ -65,10 +65,10 @@ ranked_performers as (
         scored_attempts,
         avg_score,
         row_number() over (
-            partition by org_id, team, week_start order by avg_score desc, user_id
+            partition by org_id, team, week_start order by avg_score desc, user_id asc
         ) as top_position,
         row_number() over (
-            partition by org_id, team, week_start order by avg_score asc, user_id
+            partition by org_id, team, week_start order by avg_score asc, user_id asc
         ) as bottom_position
     from performers
 ),

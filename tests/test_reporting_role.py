@@ -1,0 +1,109 @@
+"""The read-only `reporting` role (Metabase, analysts) on the built warehouse.
+
+Its search_path is `marts, exports`, so the analysts' unqualified queries run unchanged; it
+reads marts and exports and is denied everything in raw, staging and intermediate. The
+embedded server trusts local socket connections, so connecting as `reporting` needs no
+password.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg import sql
+
+ANALYST_QUERY = """
+select t.year, t.month, count(*)
+from fact_scenario_attempts f
+join dim_time t on f.date_key = t.date_key
+where not t.is_weekend
+group by 1, 2
+"""
+
+
+def _connect_as_reporting(db) -> psycopg.Connection:
+    return psycopg.connect(
+        host=db.env["PGHOST"], port=db.env.get("PGPORT"), user="reporting", dbname=db.name,
+        autocommit=True,
+    )
+
+
+def _tables(db, schema: str) -> list[str]:
+    return [
+        row[0] for row in db.query(
+            "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+            " where n.nspname = %s and c.relkind in ('r', 'v', 'm', 'p') order by 1",
+            (schema,),
+        )
+    ]
+
+
+def test_analyst_query_runs_unqualified(built_warehouse) -> None:
+    with _connect_as_reporting(built_warehouse) as conn:
+        rows = conn.execute(ANALYST_QUERY).fetchall()
+        assert conn.execute("show search_path").fetchone()[0].replace(" ", "") == "marts,exports"
+    expected = built_warehouse.query(
+        "select t.year, t.month, count(*) from marts.fact_scenario_attempts f"
+        " join marts.dim_time t on f.date_key = t.date_key where not t.is_weekend group by 1, 2"
+    )
+    assert sorted(rows) == sorted(expected)
+    assert sum(row[2] for row in rows) > 0
+
+
+def test_reads_every_mart_and_export(built_warehouse) -> None:
+    with _connect_as_reporting(built_warehouse) as conn:
+        for schema in ("marts", "exports"):
+            for table in _tables(built_warehouse, schema):
+                conn.execute(
+                    sql.SQL("select 1 from {} limit 1").format(sql.Identifier(schema, table))
+                )
+
+
+@pytest.mark.parametrize("schema", ["raw", "staging", "intermediate"])
+def test_denied_outside_marts_and_exports(built_warehouse, schema: str) -> None:
+    tables = _tables(built_warehouse, schema)
+    if schema == "raw":
+        assert {"orgs", "users", "scenarios", "attempts", "sessions", "kpi_events",
+                "load_ledger", "quarantine"} <= set(tables)
+    assert tables
+    with _connect_as_reporting(built_warehouse) as conn:
+        for table in tables:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(
+                    sql.SQL("select 1 from {} limit 1").format(sql.Identifier(schema, table))
+                )
+
+
+def test_cannot_write_marts(built_warehouse) -> None:
+    with _connect_as_reporting(built_warehouse) as conn, pytest.raises(
+        psycopg.errors.InsufficientPrivilege
+    ):
+        conn.execute("delete from dim_orgs")
+
+
+def test_star_tables_declare_keys_for_bi_tools(built_warehouse) -> None:
+    """Primary keys on every dimension and fact, and (not enforced) foreign keys from the
+    facts to the dimensions, so Metabase offers the joins."""
+    keys = dict(built_warehouse.query(
+        "select c.relname, pg_get_constraintdef(k.oid) from pg_constraint k"
+        " join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = 'marts' and k.contype = 'p'"
+    ))
+    assert keys["fact_kpi_events"] == "PRIMARY KEY (id)"
+    assert keys["fact_scenario_attempts"] == "PRIMARY KEY (attempt_id)"
+    assert keys["fact_sessions"] == "PRIMARY KEY (session_id)"
+    assert keys["fact_session_metrics"] == "PRIMARY KEY (session_id, metric)"
+    for dim, column in (("dim_orgs", "org_id"), ("dim_users", "user_id"),
+                        ("dim_scenarios", "scenario_id"), ("dim_time", "date_key")):
+        assert keys[dim] == f"PRIMARY KEY ({column})"
+    foreign = {
+        (row[0], row[1]) for row in built_warehouse.query(
+            "select c.relname, r.relname from pg_constraint k"
+            " join pg_class c on c.oid = k.conrelid join pg_class r on r.oid = k.confrelid"
+            " join pg_namespace n on n.oid = c.relnamespace"
+            " where n.nspname = 'marts' and k.contype = 'f'"
+        )
+    }
+    for fact in ("fact_scenario_attempts", "fact_kpi_events", "fact_sessions"):
+        assert {(fact, "dim_orgs"), (fact, "dim_users"), (fact, "dim_time")} <= foreign
+    assert ("fact_session_metrics", "fact_sessions") in foreign
