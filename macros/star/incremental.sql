@@ -4,9 +4,21 @@
     load_ids are drawn when a load starts but loads commit in their own order, so a file
     whose load started earlier can become visible later than a newer one; the lookback
     re-reads such late files. On a first build or --full-refresh the caller reads everything.
-    Returns a subquery of load_ids, for `_load_id in (...)`. The model's highest _load_id
+    Returns the load_ids, for `_load_id in (...)`. The model's highest _load_id
     is read through its _load_id index on the big facts. -#}
 {% macro star_recent_loads(stream, watermark_relation=none) -%}
+    {#- At run time the ids are inlined as constants, so PostgreSQL skips the tables of
+        older big files (each carries `check (_load_id = N)`) instead of scanning them. -#}
+    {%- if execute -%}
+        {%- set found = run_query(star_recent_loads_query(stream, watermark_relation)) -%}
+        {%- set ids = found.columns[0].values() | list if found else [] -%}
+        {{- ids | join(', ') if ids else 'null' -}}
+    {%- else -%}
+        {{- star_recent_loads_query(stream, watermark_relation) -}}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro star_recent_loads_query(stream, watermark_relation=none) -%}
     {%- set watermark_relation = watermark_relation or this -%}
     select ledger.load_id
     from {{ ref('stg_load_ledger') }} as ledger
