@@ -29,8 +29,8 @@ def test_dbt_sources_follow_the_stream_declarations() -> None:
             assert types[column.name] == SQL_TYPES[column.kind], (stream.name, column.name)
 
 
-def test_raw_tables_follow_the_stream_declarations(fresh_database) -> None:
-    fresh_database.warehouse("load", str(ROOT / ".." / "shared" / "contract" / "examples"))
+def test_raw_tables_follow_the_stream_declarations(fresh_database, generated_data) -> None:
+    fresh_database.warehouse("load", str(generated_data))
     for stream in STREAMS.values():
         rows = fresh_database.query(
             "select column_name, format_type(atttypid, atttypmod) from information_schema.columns"
