@@ -215,7 +215,8 @@ def main() -> None:
             loader = Loader(conn, progress=False)
             for path in discover([extra])[0]:
                 loader.load_file(path)
-        incremental_s = build("bench_warehouse")
+        # lookback 0: the steady state, where earlier loads are older than the lookback window
+        incremental_s = build("bench_warehouse", "--vars", "{lookback_days: 0}")
         results.update(build_full_s=full_s, build_incremental_s=incremental_s)
         print(
             f"dbt build: full {full_s:.0f} s, incremental after +1% data {incremental_s:.0f} s"
@@ -252,7 +253,7 @@ def write_readme(results: dict) -> None:
         lines += [
             "",
             f"dbt build at this scale: full {results['build_full_s']:.0f} s; incremental after "
-            f"adding ~1% new data {results['build_incremental_s']:.0f} s "
+            f"adding ~1% new data (lookback_days 0) {results['build_incremental_s']:.0f} s "
             f"({100 * results['build_incremental_s'] / results['build_full_s']:.0f}% of full).",
         ]
     readme = ROOT / "README.md"
