@@ -56,9 +56,12 @@ def connect(name: str) -> psycopg.Connection:
     return conn
 
 
-def copy_file(conn: psycopg.Connection, table: str, path: Path, columns: list[str]) -> int:
-    statement = sql.SQL("copy {} ({}) from stdin (format csv, header true)").format(
-        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+def copy_file(
+    conn: psycopg.Connection, table: str, path: Path, columns: list[str], options: str = ""
+) -> int:
+    statement = sql.SQL("copy {} ({}) from stdin (format csv, header true{})").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        sql.SQL(options),
     )
     with conn.cursor() as cur:
         with cur.copy(statement) as copy, open(path, "rb") as handle:
@@ -95,12 +98,8 @@ def plain_copy(files: list[Path], typed: bool) -> tuple[float, int]:
         start = time.perf_counter()
         rows = 0
         for path in files:
-            try:
-                rows += copy_file(conn, "events", path, columns)
-            except psycopg.errors.DataError:
-                # typed COPY stops at the first bad row: count what it cannot take
-                conn.rollback()
-                return float("nan"), rows
+            # typed COPY would stop at the first bad row: let it skip them instead
+            rows += copy_file(conn, "events", path, columns, ", on_error ignore" if typed else "")
         return time.perf_counter() - start, rows
 
 
@@ -180,7 +179,7 @@ def main() -> None:
     )
     typed_s, _ = plain_copy(kpi_files, typed=True)
     results["plain_typed_copy_s"] = typed_s
-    print(f"plain COPY, typed columns: {typed_s:.1f} s (nan: a bad row stopped it)")
+    print(f"plain COPY, typed columns (bad rows skipped): {typed_s:.1f} s")
 
     load_s, loaded, quarantined = warehouse_load(data, kpi_files, "bench_warehouse")
     results.update(loader_s=load_s, loader_loaded=loaded, loader_quarantined=quarantined)
@@ -238,7 +237,7 @@ def write_readme(results: dict) -> None:
     rows = results["rows"]
     for label, key in (
         ("plain COPY into unlogged text columns (yardstick)", "plain_text_copy_s"),
-        ("plain COPY into typed columns", "plain_typed_copy_s"),
+        ("plain COPY into typed columns (on_error ignore, no rules)", "plain_typed_copy_s"),
         ("warehouse loader (typing, rules, quarantine, ledger)", "loader_s"),
         ("dlt 1.31 (Arrow tables, csv loader format)", "dlt_s"),
     ):

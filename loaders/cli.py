@@ -187,8 +187,22 @@ def dbt_command(args: list[str]) -> int:
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
 def build(dbt_args: tuple[str, ...]) -> None:
-    """dbt build (seeds, snapshots, models, tests); extra arguments pass through to dbt."""
-    sys.exit(dbt_command(["build", *dbt_args]))
+    """dbt build (seeds, snapshots, models, tests); extra arguments pass through to dbt.
+
+    Without a selection of your own, tests tagged full_scan (whole-warehouse audits) are
+    left to `warehouse check`; select them with `warehouse build -s tag:full_scan+` or run
+    everything with `warehouse build --select fqn:*`."""
+    sys.exit(dbt_command(["build", *build_arguments(dbt_args)]))
+
+
+SELECTION_FLAGS = ("-s", "--select", "--exclude", "--selector", "-m", "--models")
+
+
+def build_arguments(dbt_args: tuple[str, ...] | list[str]) -> list[str]:
+    args = list(dbt_args)
+    if any(arg.split("=")[0] in SELECTION_FLAGS for arg in args):
+        return args
+    return [*args, "--exclude", "tag:full_scan"]
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -268,7 +282,7 @@ def demo(scale: float, seed: int, out_dir: Path | None) -> None:
     for result in results:
         if result.status != "skipped":
             click.echo(result.line())
-    status = dbt_command(["build"])
+    status = dbt_command(["build", *build_arguments([])])
     if status != 0:
         click.echo("dbt build failed: see the output above", err=True)
         sys.exit(status)

@@ -273,7 +273,9 @@ def guarded_build(dbt_args: list[str] | None = None, say: Callable[[str], None] 
 
     with connect() as conn:
         save_export_views(conn)
-    code = run_dbt(["build", *(dbt_args or [])])
+    from loaders.cli import build_arguments
+
+    code = run_dbt(["build", *build_arguments(dbt_args or [])])
     if code != 0:
         with connect() as conn:
             restored = restore_export_views(conn)
