@@ -2,15 +2,14 @@
 -- KPI events whose attempt, or user, is unknown to the warehouse (files arrive in any
 -- order, so a few are expected for a while): warns when they exceed
 -- var('orphan_event_tolerance_pct', 1.0) percent of all events. Returns one row with the
--- figures when over the tolerance. Reads the fact (every loaded event reaches it, which
--- assert_loaded_records_reach_marts guards) rather than re-deduplicating staging.
+-- figures when over the tolerance.
 with events as (
     select
-        id as event_id,
+        event_id,
         org_id,
         attempt_id,
         user_id
-    from {{ ref('fact_kpi_events') }}
+    from {{ ref('stg_kpi_events') }}
 ),
 
 known_attempts as (
