@@ -73,7 +73,10 @@ def test_quality_tests_fail_on_a_broken_copy(built_warehouse, fresh_database):
             " and _row_number in (select _row_number from raw.attempts"
             "   where _load_id = (select min(_load_id) from raw.attempts) limit 3)")
 
-    broken.warehouse("dbt", "run", "--vars", VARS, "--select", "data_completeness")
+    broken.warehouse(
+        "dbt", "run", "--vars", VARS,
+        "--select", "int_quality_expected_records", "data_completeness",
+    )
     ((pct, expected, in_marts),) = broken.query(
         "select completeness_pct, rows_expected, rows_in_marts from marts.data_completeness"
         " where stream = 'sessions'")

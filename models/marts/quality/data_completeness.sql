@@ -26,35 +26,10 @@ ledger as (
 
 expected as (
     select
-        'orgs' as stream,
-        count(*) as rows_expected
-    from {{ ref('stg_orgs') }}
-    union all
-    select
-        'users' as stream,
-        count(*) as rows_expected
-    from {{ ref('stg_users') }}
-    union all
-    select
-        'scenarios' as stream,
-        count(*) as rows_expected
-    from {{ ref('stg_scenarios') }}
-    union all
-    select
-        'attempts' as stream,
-        count(*) as rows_expected
-    from {{ ref('stg_attempts') }}
-    where status = 'completed'
-    union all
-    select
-        'sessions' as stream,
-        count(*) as rows_expected
-    from {{ ref('stg_sessions') }}
-    union all
-    select
-        'kpi_events' as stream,
-        count(*) as rows_expected
-    from {{ ref('stg_kpi_events') }}
+        stream,
+        sum(records_expected) as rows_expected
+    from {{ ref('int_quality_expected_records') }}
+    group by stream
 ),
 
 in_marts as (

@@ -60,27 +60,9 @@ user_metric_values as (
 expected_records as (
     select
         user_id,
-        sum(records) as records_expected
-    from (
-        select
-            user_id,
-            count(*) as records
-        from {{ ref('stg_sessions') }}
-        group by user_id
-        union all
-        select
-            user_id,
-            count(*) as records
-        from {{ ref('stg_attempts') }}
-        where status = 'completed'
-        group by user_id
-        union all
-        select
-            user_id,
-            count(*) as records
-        from {{ ref('stg_kpi_events') }}
-        group by user_id
-    ) as staged
+        sum(records_expected) as records_expected
+    from {{ ref('int_quality_expected_records') }}
+    where stream in ('attempts', 'sessions', 'kpi_events')
     group by user_id
 ),
 
