@@ -370,6 +370,7 @@ class Loader:
         stream = stream or stream_for_file_name(path.name)
         fmt = file_format(path)
         result = FileResult(path, stream.name if stream else None, "loaded")
+        digest: str | None = None
         try:
             if not path.is_file():
                 raise RejectedFile("no such file")
@@ -392,7 +393,7 @@ class Loader:
             self.conn.rollback()
             result.status = "rejected"
             result.reason = f"{path.name}: {rejection}"
-            self._record_rejection(path, stream, result.reason)
+            self._record_rejection(path, stream, result.reason, digest)
             return result
         except psycopg.Error as error:
             # not the file's fault: report it, leave nothing behind, go on with the next file
@@ -413,8 +414,11 @@ class Loader:
         self.conn.rollback()
         return row is not None
 
-    def _record_rejection(self, path: Path, stream: Stream | None, reason: str) -> None:
-        digest = content_hash(path) if path.is_file() else None
+    def _record_rejection(
+        self, path: Path, stream: Stream | None, reason: str, digest: str | None
+    ) -> None:
+        if digest is None and path.is_file():
+            digest = content_hash(path)
         with self.conn.transaction():
             self.conn.execute(
                 "insert into raw.rejected_files (stream, file_name, file_path, content_sha256,"
@@ -708,7 +712,7 @@ class Loader:
         width = len(columns.targets)
         with conn.transaction():
             cur = conn.cursor()
-            text_stream = _Text(stream)
+            text_stream = _as_text(stream)
             table = _create_landing(cur, text_stream, load_id, 0, 1, columns.extras)
             statement = sql.SQL("copy {} ({}, _row_number) from stdin").format(
                 table, sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets)
@@ -746,13 +750,22 @@ class Loader:
                         values = [value if value != "" else None for value in fields]
                         copy.write_row([*values, read])
                         good += 1
-            typed = _create_landing(cur, stream, load_id, 1, 1, columns.extras)
-            problems += self._cast_text_rows(cur, stream, table, typed, columns)
-            cur.execute(sql.SQL("drop table {}").format(table))
-            self._fold_extra_columns(cur, typed, columns)
-            problems += self._apply_rules(cur, stream, typed, columns, _row_location)
-        part = PartResult(_name_of(typed), read, read - len(problems), problems)
-        return part
+            typed, typed_problems = self._type_text_landing(cur, stream, load_id, table, columns)
+            problems += typed_problems
+        return PartResult(_name_of(typed), read, read - len(problems), problems)
+
+    def _type_text_landing(
+        self, cur: psycopg.Cursor, stream: Stream, load_id: int, text_table: sql.Identifier,
+        columns: _Columns,
+    ) -> tuple[sql.Identifier, list[Problem]]:
+        """Text landing (row-by-row CSV, Parquet) to typed landing: rows whose text is not
+        of its type, then rows that break a rule, become problems."""
+        typed = _create_landing(cur, stream, load_id, 1, 1, columns.extras)
+        problems = self._cast_text_rows(cur, stream, text_table, typed, columns)
+        cur.execute(sql.SQL("drop table {}").format(text_table))
+        self._fold_extra_columns(cur, typed, columns)
+        problems += self._apply_rules(cur, stream, typed, columns, _row_location)
+        return typed, problems
 
     def _cast_text_rows(
         self, cur: psycopg.Cursor, stream: Stream, source: sql.Identifier,
@@ -960,7 +973,7 @@ class Loader:
         conn = self.conn
         with conn.transaction():
             cur = conn.cursor()
-            text_table = _create_landing(cur, _Text(stream), load_id, 0, 1, columns.extras)
+            text_table = _create_landing(cur, _as_text(stream), load_id, 0, 1, columns.extras)
             statement = sql.SQL("copy {} ({}) from stdin (format csv, force_null *)").format(
                 text_table, sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets)
             )
@@ -972,11 +985,7 @@ class Loader:
                         rows += batch.num_rows
             except (pa.ArrowException, OSError) as error:
                 raise RejectedFile(f"cannot be read as Parquet: {error}") from error
-            typed = _create_landing(cur, stream, load_id, 1, 1, columns.extras)
-            problems = self._cast_text_rows(cur, stream, text_table, typed, columns)
-            cur.execute(sql.SQL("drop table {}").format(text_table))
-            self._fold_extra_columns(cur, typed, columns)
-            problems += self._apply_rules(cur, stream, typed, columns, _row_location)
+            typed, problems = self._type_text_landing(cur, stream, load_id, text_table, columns)
         return PartResult(_name_of(typed), rows, rows - len(problems), problems)
 
     # -- shared steps
@@ -1073,7 +1082,7 @@ class _NeedsLenientParse(Exception):
     """COPY could not parse the file's structure; fall back to a row-by-row reader."""
 
 
-def _Text(stream: Stream) -> Stream:
+def _as_text(stream: Stream) -> Stream:
     """The same stream with every column as text (landing for row-by-row parsing)."""
     from dataclasses import replace
 
