@@ -16,11 +16,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import AS_OF, Database
+from conftest import AS_OF, ROOT, Database
 
 SCALE = 0.3
 SEED = 11
-SELECT = ("--select", "+marts.core", "+marts.reporting", "+marts.kpi")
+SELECT = ("--select", "+marts")
 TABLES = (
     "marts.dim_orgs", "marts.dim_users", "marts.dim_scenarios", "marts.dim_time",
     "marts.fact_scenario_attempts", "marts.fact_kpi_events", "marts.fact_sessions",
@@ -28,6 +28,15 @@ TABLES = (
     "marts.mv_scenario_insights", "marts.leaderboards", "marts.team_weekly_digest",
     "marts.kpi_attempt_summary", "marts.kpi_weekly_trends", "marts.kpi_event_heatmap",
     "intermediate.int_kpi_attempt_event_counts", "intermediate.int_kpi_minute_counts_by_load",
+    # entity-incremental (strategy replace_changed): only the touched users / orgs recomputed
+    "intermediate.int_user_metric_series", "intermediate.int_user_metric_regression",
+    "intermediate.int_user_local_sessions", "intermediate.int_user_streaks",
+    "marts.user_metric_stats", "marts.user_metric_trends", "marts.user_metric_patterns",
+    "marts.user_consistency", "marts.user_practice_habits", "marts.user_comparisons",
+    "marts.user_predictions", "marts.user_best_worst_sessions", "marts.user_milestones",
+    "marts.user_feedback_summary", "marts.user_recommendations_summary",
+    "marts.user_session_stats", "marts.user_topics", "marts.user_focus_areas",
+    "marts.data_completeness", "marts.user_data_metadata",
 )
 
 
@@ -109,9 +118,9 @@ def batches(tmp_path_factory) -> dict[str, object]:
     }
 
 
-def _build(database: Database, *extra: str) -> None:
+def _build(database: Database, *extra: str, as_of: dt.date = AS_OF) -> None:
     database.warehouse(
-        "build", "--vars", f"{{as_of: '{AS_OF.isoformat()}', lookback_days: 0}}", *SELECT,
+        "build", "--vars", f"{{as_of: '{as_of.isoformat()}', lookback_days: 0}}", *SELECT,
         *extra,
     )
 
@@ -130,7 +139,8 @@ def _fingerprints(database: Database) -> dict[str, tuple[int, str]]:
 def test_incremental_equals_full_refresh(fresh_database: Database, batches) -> None:
     db = fresh_database
     db.warehouse("load", str(batches["first"]))
-    _build(db)
+    # a week earlier: the second build must recompute every figure relative to as_of
+    _build(db, as_of=AS_OF - dt.timedelta(days=7))
     unresolved_before = db.query(
         "select count(*) from marts.fact_kpi_events where occurred_at_source = 'unresolved'"
     )[0][0]
@@ -138,6 +148,14 @@ def test_incremental_equals_full_refresh(fresh_database: Database, batches) -> N
     db.warehouse("load", str(batches["second"]))
     _build(db)
     incremental = _fingerprints(db)
+
+    # the second build took the entity-incremental path (only touched users), except where
+    # as_of moved: figures relative to it were recomputed for everyone
+    executed = ROOT / "target" / f"test-{db.name}" / "run" / "training_warehouse" / "models"
+    stats_sql = (executed / "marts" / "analytics" / "user_metric_stats.sql").read_text()
+    habits_sql = (executed / "marts" / "analytics" / "user_practice_habits.sql").read_text()
+    assert "_load_id in (" in stats_sql and "(org_id, user_id) in (" in stats_sql
+    assert "_load_id in (" not in habits_sql
 
     # the late files did what they should, incrementally
     assert not db.query(

@@ -1,4 +1,9 @@
-{{ config(materialized='table', indexes=[{'columns': ['org_id', 'user_id', 'local_date']}]) }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions', 'users'], 'as_of': false},
+    indexes=[{'columns': ['org_id', 'user_id', 'local_date']}],
+) }}
 -- Every session with its user's local wall-clock time: the user's current IANA time zone
 -- from dim_users (UTC when empty, or when the user is unknown to dim_users), the local
 -- timestamp, local date, ISO day of week (1 = Monday) and hour of day, the session's
@@ -14,6 +19,7 @@ with sessions as (
         duration_ms,
         score
     from {{ ref('fact_sessions') }}
+    where {{ in_changed_batch() }}
 ),
 
 users as (
@@ -21,6 +27,7 @@ users as (
         user_id,
         timezone
     from {{ ref('dim_users') }}
+    where {{ in_changed_batch() }}
 ),
 
 localized as (

@@ -1,4 +1,9 @@
-{{ config(materialized='table', indexes=[{'columns': ['org_id', 'user_id', 'metric']}]) }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
+    indexes=[{'columns': ['org_id', 'user_id', 'metric']}],
+) }}
 -- Ordinary least squares of a user's metric value on x = days since their first session for
 -- the metric, once for every mart: slope, intercept and r² exactly as Postgres' regr_slope,
 -- regr_intercept and regr_r2 define them (null when x has no variance; r² = 1 when the values
@@ -12,6 +17,7 @@ with series as (
         value,
         x_days
     from {{ ref('int_user_metric_series') }}
+    where {{ in_changed_batch() }}
 ),
 
 fits as (

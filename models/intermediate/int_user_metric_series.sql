@@ -1,4 +1,9 @@
-{{ config(materialized='table') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
+    indexes=[{'columns': ['org_id', 'user_id', 'metric']}],
+) }}
 -- The per-user metric series every user-analytics mart reads: one row per user, metric and
 -- session with a non-null value, numbered in session order (started_at, ties: session_id),
 -- with x = fractional days since the user's first session for the metric, the previous
@@ -12,7 +17,9 @@ with session_metrics as (
         started_at,
         value::double precision as value
     from {{ ref('fact_session_metrics') }}
-    where value is not null
+    where
+        {{ in_changed_batch() }}
+        and value is not null
 ),
 
 definitions as (

@@ -1,4 +1,9 @@
-{{ config(materialized='table') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions', 'users'], 'as_of': false},
+    indexes=[{'columns': ['org_id', 'user_id']}],
+) }}
 -- Practice streaks: runs of consecutive local dates (the user's time zone) with at least one
 -- session, found set-based with the gaps-and-islands technique: over a user's distinct
 -- active dates in order, date − row_number is constant exactly within a run of consecutive
@@ -10,6 +15,7 @@ with active_days as (
         user_id,
         local_date
     from {{ ref('int_user_local_sessions') }}
+    where {{ in_changed_batch() }}
 ),
 
 islands as (

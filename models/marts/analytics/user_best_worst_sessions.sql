@@ -1,3 +1,7 @@
+{{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
+) }}
 -- Each user's five best and five worst sessions by session score.
 with scored_sessions as (
     select
@@ -7,7 +11,9 @@ with scored_sessions as (
         started_at,
         score
     from {{ ref('fact_sessions') }}
-    where score is not null
+    where
+        {{ in_changed_batch() }}
+        and score is not null
 ),
 
 ranked as (

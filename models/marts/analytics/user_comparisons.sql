@@ -1,3 +1,7 @@
+{{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': true},
+) }}
 -- Each user's current level per metric compared with their baseline, last ISO week, last
 -- calendar month (UTC) and their best single session.
 with trends as (
@@ -8,6 +12,7 @@ with trends as (
         baseline_value,
         current_value
     from {{ ref('user_metric_trends') }}
+    where {{ in_changed_batch() }}
 ),
 
 series as (
@@ -19,6 +24,7 @@ series as (
         value,
         goodness
     from {{ ref('int_user_metric_series') }}
+    where {{ in_changed_batch() }}
 ),
 
 periods as (

@@ -1,3 +1,7 @@
+{{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
+) }}
 -- How steady each user's metric values are, per metric and overall.
 with series as (
     select
@@ -7,6 +11,7 @@ with series as (
         value,
         change_from_previous
     from {{ ref('int_user_metric_series') }}
+    where {{ in_changed_batch() }}
 ),
 
 per_metric as (

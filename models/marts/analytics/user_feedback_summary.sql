@@ -1,3 +1,7 @@
+{{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['kpi_events', 'attempts'], 'as_of': false},
+) }}
 -- The coaching feedback each user received per metric, from feedback_given KPI events.
 with feedback as (
     select
@@ -8,7 +12,9 @@ with feedback as (
         event_value ->> 'severity' as severity,
         occurred_at
     from {{ ref('fact_kpi_events') }}
-    where event_type = 'feedback_given'
+    where
+        {{ in_changed_batch() }}
+        and event_type = 'feedback_given'
 )
 
 select

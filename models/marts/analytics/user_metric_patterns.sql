@@ -1,3 +1,7 @@
+{{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
+) }}
 -- One learning pattern per user and metric, from the trend and the consistency score.
 with trends as (
     select
@@ -8,6 +12,7 @@ with trends as (
         trend_direction,
         trend_strength
     from {{ ref('user_metric_trends') }}
+    where {{ in_changed_batch() }}
 ),
 
 consistency as (
@@ -17,7 +22,9 @@ consistency as (
         metric,
         consistency_score
     from {{ ref('user_consistency') }}
-    where metric <> 'overall'
+    where
+        {{ in_changed_batch() }}
+        and metric <> 'overall'
 )
 
 select

@@ -1,3 +1,7 @@
+{{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
+) }}
 -- All-time descriptive statistics of each user's sessions for each metric.
 with series as (
     select
@@ -10,6 +14,7 @@ with series as (
         optimal_low,
         optimal_high
     from {{ ref('int_user_metric_series') }}
+    where {{ in_changed_batch() }}
 ),
 
 summary as (

@@ -1,3 +1,7 @@
+{{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
+) }}
 -- Each user's trend per metric: baseline (first 3 sessions) vs current (last 3), and the
 -- least-squares line of value on days since the first session (int_user_metric_regression).
 with series as (
@@ -12,6 +16,7 @@ with series as (
         optimal_high,
         higher_is_better
     from {{ ref('int_user_metric_series') }}
+    where {{ in_changed_batch() }}
 ),
 
 regression as (
@@ -23,6 +28,7 @@ regression as (
         intercept,
         r_squared
     from {{ ref('int_user_metric_regression') }}
+    where {{ in_changed_batch() }}
 ),
 
 endpoints as (

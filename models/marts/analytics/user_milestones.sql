@@ -1,3 +1,7 @@
+{{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions', 'users'], 'as_of': false},
+) }}
 -- The milestones (seed milestone_definitions) each user has reached, with the session that
 -- first reached each one.
 with definitions as (
@@ -19,6 +23,7 @@ sessions as (
         session_number,
         cumulative_practice_hours
     from {{ ref('int_user_local_sessions') }}
+    where {{ in_changed_batch() }}
 ),
 
 streaks as (
@@ -28,6 +33,7 @@ streaks as (
         streak_start,
         streak_days
     from {{ ref('int_user_streaks') }}
+    where {{ in_changed_batch() }}
 ),
 
 session_milestones as (

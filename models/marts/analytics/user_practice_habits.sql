@@ -1,3 +1,7 @@
+{{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions', 'users'], 'as_of': true},
+) }}
 -- How and when each user practises; days, dates and hours in the user's own time zone.
 with sessions as (
     select
@@ -10,6 +14,7 @@ with sessions as (
         local_day_of_week,
         local_hour_of_day
     from {{ ref('int_user_local_sessions') }}
+    where {{ in_changed_batch() }}
 ),
 
 streaks as (
@@ -19,6 +24,7 @@ streaks as (
         streak_end,
         streak_days
     from {{ ref('int_user_streaks') }}
+    where {{ in_changed_batch() }}
 ),
 
 activity as (

@@ -1,3 +1,7 @@
+{{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['kpi_events', 'attempts'], 'as_of': false},
+) }}
 -- The recommendations each user received per priority and how many they implemented, from
 -- recommendation_made KPI events.
 with recommendations as (
@@ -7,7 +11,9 @@ with recommendations as (
         coalesce(nullif(event_value ->> 'priority', ''), 'unknown') as priority,
         coalesce(event_value ->> 'implemented' = 'true', false) as implemented
     from {{ ref('fact_kpi_events') }}
-    where event_type = 'recommendation_made'
+    where
+        {{ in_changed_batch() }}
+        and event_type = 'recommendation_made'
 )
 
 select

@@ -5,6 +5,7 @@
     on_schema_change='fail',
     indexes=[
         {'columns': ['org_id', 'attempt_id']},
+        {'columns': ['org_id', 'user_id']},
         {'columns': ['date_key'], 'type': 'brin'},
         {'columns': ['_load_id']},
     ],

@@ -1,4 +1,6 @@
 {{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'attempt_id'], 'streams': ['attempts', 'kpi_events'], 'as_of': false},
     indexes=[{'columns': ['org_id', 'user_id']}],
 ) }}
 -- Per completed attempt: how many KPI events of each kind it had (0 when none), and filler
@@ -12,6 +14,7 @@ with attempts as (
         scenario_id,
         duration_seconds
     from {{ ref('fact_scenario_attempts') }}
+    where {{ in_changed_batch() }}
 ),
 
 event_counts as (
@@ -26,6 +29,7 @@ event_counts as (
         sum(events) filter (where event_type = 'keyword_mentioned') as keywords_mentioned,
         sum(events) filter (where event_type = 'long_pause') as long_pauses
     from {{ ref('int_kpi_attempt_event_counts') }}
+    where {{ in_changed_batch() }}
     group by org_id, attempt_id
 )
 

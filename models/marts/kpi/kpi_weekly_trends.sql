@@ -1,4 +1,6 @@
 {{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id'], 'streams': ['attempts', 'kpi_events'], 'as_of': false},
     indexes=[{'columns': ['org_id', 'week']}],
 ) }}
 -- Per org, ISO week of the attempt's start (UTC) and event type: the events of that type
@@ -11,6 +13,7 @@ with attempts as (
         attempt_id,
         week_start
     from {{ ref('int_star_attempts') }}
+    where {{ in_changed_batch() }}
 ),
 
 event_counts as (
@@ -20,6 +23,7 @@ event_counts as (
         event_type,
         events
     from {{ ref('int_kpi_attempt_event_counts') }}
+    where {{ in_changed_batch() }}
 ),
 
 event_types as (

@@ -1,4 +1,6 @@
 {{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id'], 'streams': ['attempts', 'users'], 'as_of': true},
     indexes=[
         {'columns': ['org_id', 'period_type', 'period_start']},
         {'columns': ['org_id', 'user_id']},
@@ -16,6 +18,7 @@ with user_periods as (
         attempts,
         avg_score
     from {{ ref('int_star_user_period_scores') }}
+    where {{ in_changed_batch() }}
 ),
 
 ranked as (

@@ -1,4 +1,6 @@
 {{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id'], 'streams': ['attempts'], 'as_of': false},
     indexes=[{'columns': ['org_id', 'month']}, {'columns': ['org_id', 'user_id']}],
 ) }}
 -- Monthly leaderboard per org: each user's completed attempts with a score in a calendar
@@ -13,7 +15,9 @@ with user_months as (
         total_duration,
         avg_talk_percentage
     from {{ ref('int_star_user_period_scores') }}
-    where period_type = 'month'
+    where
+        {{ in_changed_batch() }}
+        and period_type = 'month'
 )
 
 select

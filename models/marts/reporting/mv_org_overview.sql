@@ -1,3 +1,7 @@
+{{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id'], 'streams': ['attempts', 'orgs'], 'as_of': true},
+) }}
 -- One row per org (every org of dim_orgs and any org with attempts), over completed
 -- attempts: distinct users, attempts, average score, the latest end (or start when the end
 -- is unknown), and the attempts that ended in the 7- and 30-day windows before as_of's end.
@@ -9,6 +13,7 @@ with attempts as (
         started_at,
         ended_at
     from {{ ref('fact_scenario_attempts') }}
+    where {{ in_changed_batch() }}
 ),
 
 org_attempts as (
@@ -26,6 +31,7 @@ org_attempts as (
 
 orgs as (
     select org_id from {{ ref('dim_orgs') }}
+    where {{ in_changed_batch() }}
     union
     select org_id from org_attempts
 )

@@ -1,4 +1,6 @@
 {{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id'], 'streams': ['attempts', 'users'], 'as_of': true},
     indexes=[{'columns': ['org_id', 'week_start']}],
 ) }}
 -- What managers get by email: per org, team and ISO week (UTC, by the attempt's started_at)
@@ -25,6 +27,7 @@ attempts as (
         case when attempts.is_completed then attempts.score end as completed_score
     from {{ ref('int_star_attempts') }} as attempts
     left join users on attempts.user_id = users.user_id
+    where {{ in_changed_batch('attempts') }}
 ),
 
 team_weeks as (

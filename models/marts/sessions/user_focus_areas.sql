@@ -1,3 +1,7 @@
+{{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': true},
+) }}
 -- The areas to improve each user's sessions named, relative to as_of.
 with areas as (
     select
@@ -7,7 +11,8 @@ with areas as (
         item as area
     from {{ ref('int_session_list_items') }}
     where
-        list_name = 'areas_to_improve'
+        {{ in_changed_batch() }}
+        and list_name = 'areas_to_improve'
         and started_at < {{ as_of_end() }}
 )
 

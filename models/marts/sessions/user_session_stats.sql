@@ -1,4 +1,10 @@
+{{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
+) }}
 -- Each user's language-practice activity per ISO week and per calendar month (UTC).
+-- Averages are summed exactly (numeric), so they do not depend on the order rows are read:
+-- an incremental build and a full refresh agree to the last bit.
 with sessions as (
     select
         org_id,
@@ -12,6 +18,7 @@ with sessions as (
         fluency_score,
         grammar_score
     from {{ ref('fact_sessions') }}
+    where {{ in_changed_batch() }}
 ),
 
 periods as (
@@ -43,10 +50,10 @@ select
     count(*)::bigint as sessions,
     (sum(duration_ms) / 60000.0)::double precision as total_minutes,
     sum(words_spoken)::bigint as words_spoken,
-    avg(score)::double precision as avg_score,
-    avg(pronunciation_score)::double precision as avg_pronunciation,
-    avg(fluency_score)::double precision as avg_fluency,
-    avg(grammar_score)::double precision as avg_grammar,
+    {{ exact_avg('score') }} as avg_score,
+    {{ exact_avg('pronunciation_score') }} as avg_pronunciation,
+    {{ exact_avg('fluency_score') }} as avg_fluency,
+    {{ exact_avg('grammar_score') }} as avg_grammar,
     count(*) filter (where session_type = 'conversation')::bigint as conversation_sessions,
     count(*) filter (where session_type = 'pronunciation')::bigint as pronunciation_sessions,
     count(*) filter (where session_type = 'roleplay')::bigint as roleplay_sessions,

@@ -1,3 +1,7 @@
+{{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
+) }}
 -- The topics each user has practised: in how many sessions, and when last.
 with topics as (
     select
@@ -7,7 +11,9 @@ with topics as (
         started_at,
         item as topic
     from {{ ref('int_session_list_items') }}
-    where list_name = 'topics'
+    where
+        {{ in_changed_batch() }}
+        and list_name = 'topics'
 )
 
 select

@@ -1,0 +1,194 @@
+{#-
+    Entity-incremental models ("recompute what the new loads touched"), the pattern of
+    mature event packages (Snowplow's sessions-this-run): a model declares its grain and the
+    raw streams that feed it,
+
+        config(materialized='incremental', incremental_strategy='replace_changed',
+               changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions', 'users'],
+                           'as_of': false})
+
+    filters its first CTE with {{ in_changed_batch() }}, and on an incremental run only the
+    entities (e.g. users) that appear in the loads the model has not processed yet are
+    recomputed: their rows are deleted and inserted again in one transaction; every other
+    row stays. Whole-history statistics (percentiles, regressions, streaks) stay exact
+    because each touched entity is recomputed from its complete history in the facts.
+
+    What "not processed yet" means: intermediate.batch_watermarks keeps, per model and
+    stream, the newest load (ledger loaded_at) published before the model's last successful
+    build started (written by a post-hook in the model's own transaction). The batch is
+    every load of a declared stream newer than that minus var('lookback_days') and published
+    before this build started (batch_ceiling); a file published mid-build waits for the
+    next run, and the lookback re-reads late files as the facts do.
+
+    The touched keys of a stream are the key values of the batch's raw rows and, for streams
+    whose records are versioned (sessions, attempts, users), of every earlier version of
+    those records: a session re-delivered under another user recomputes both users.
+    KPI events keep their first delivered version, so only the batch's own rows count.
+
+    The whole model is recomputed (rows replaced) on a first build, a --full-refresh, when
+    the model has no watermark yet, and, for models declared 'as_of': true, when the as_of
+    date differs from the one of the last build (their figures are relative to it).
+-#}
+
+{% macro batch_watermarks_relation() -%}
+    {{- generate_schema_name('intermediate') | trim }}.batch_watermarks
+{%- endmacro %}
+
+{#- on-run-start: the watermark table exists before any model reads it. -#}
+{% macro ensure_batch_watermarks() %}
+    create schema if not exists {{ generate_schema_name('intermediate') | trim }};
+    create table if not exists {{ batch_watermarks_relation() }} (
+        model text not null,
+        stream text not null,
+        loaded_through timestamptz,
+        as_of date not null,
+        built_at timestamptz not null default now(),
+        primary key (model, stream)
+    );
+    comment on table {{ batch_watermarks_relation() }} is
+        'Per entity-incremental model and raw stream: the newest load the model had seen at '
+        'its last successful build, and the as_of date of that build (macros/incremental/changed_keys.sql).';
+{% endmacro %}
+
+{% macro changed_by_config() -%}
+    {%- set declared = config.get('changed_by') -%}
+    {%- if not declared -%}
+        {{ exceptions.raise_compiler_error(
+            "incremental_strategy 'replace_changed' needs config changed_by={'keys': [...], 'streams': [...]} in " ~ this
+        ) }}
+    {%- endif -%}
+    {{- return({
+        'keys': declared['keys'],
+        'streams': declared['streams'],
+        'as_of': declared.get('as_of', false),
+    }) -}}
+{%- endmacro %}
+
+{#- The record id of each versioned stream: earlier versions of a batch record count too. -#}
+{% macro versioned_stream_id(stream) -%}
+    {{- return({'sessions': 'session_id', 'attempts': 'attempt_id', 'users': 'user_id',
+                'scenarios': 'scenario_id', 'orgs': 'org_id'}.get(stream)) -}}
+{%- endmacro %}
+
+{#- The newest load a batch takes: the loads published before this dbt invocation started.
+    A fixed bound, so the touched keys the model computes and the keys its strategy deletes
+    are the same set even when a file is published mid-build (it waits for the next run). -#}
+{% macro batch_ceiling() -%}
+    '{{ run_started_at.isoformat() }}'::timestamptz
+{%- endmacro %}
+
+{#- True when this run recomputes only the touched entities (see the header). -#}
+{% macro is_changed_batch() -%}
+    {#- unit tests render models without a relation: always the whole-model path -#}
+    {%- if not execute or this is none or not is_incremental() -%}
+        {{- return(false) -}}
+    {%- endif -%}
+    {%- set declared = changed_by_config() -%}
+    {%- set found = run_query(
+        "select count(*) from " ~ batch_watermarks_relation()
+        ~ " where model = '" ~ this ~ "'"
+        ~ (" and as_of = " ~ as_of_date() if declared['as_of'] else "")
+    ) -%}
+    {{- return(found.columns[0].values()[0] > 0) -}}
+{%- endmacro %}
+
+{#- The ids of the loads of `stream` this model has not processed (inlined as constants, so
+    PostgreSQL skips the tables of older big files through their check constraints). -#}
+{% macro changed_batch_loads(stream) -%}
+    {%- set found = run_query(
+        "select ledger.load_id from " ~ source('raw', 'load_ledger') ~ " as ledger"
+        ~ " where ledger.stream = '" ~ stream ~ "' and ledger.loaded_at > coalesce(("
+        ~ "select mark.loaded_through from " ~ batch_watermarks_relation() ~ " as mark"
+        ~ " where mark.model = '" ~ this ~ "' and mark.stream = '" ~ stream ~ "'"
+        ~ "), '-infinity'::timestamptz) - interval '" ~ (var('lookback_days') | int) ~ " days'"
+        ~ " and ledger.loaded_at <= " ~ batch_ceiling()
+        ~ " order by ledger.load_id"
+    ) -%}
+    {%- set ids = found.columns[0].values() | list -%}
+    {{- return(ids) -}}
+{%- endmacro %}
+
+{#- select <keys> of every entity the unprocessed loads touched (may repeat keys). -#}
+{% macro changed_keys_sql() -%}
+    {%- set declared = changed_by_config() -%}
+    {%- set keys = declared['keys'] | join(', ') -%}
+    {%- set parts = [] -%}
+    {%- for stream in declared['streams'] -%}
+        {%- set ids = changed_batch_loads(stream) -%}
+        {%- if ids -%}
+            {%- set relation = source('raw', stream) -%}
+            {%- set in_batch = '_load_id in (' ~ (ids | join(', ')) ~ ')' -%}
+            {%- set record_id = versioned_stream_id(stream) -%}
+            {%- if record_id -%}
+                {%- do parts.append(
+                    'select ' ~ keys ~ ' from ' ~ relation ~ ' where ' ~ record_id
+                    ~ ' in (select ' ~ record_id ~ ' from ' ~ relation ~ ' where ' ~ in_batch ~ ')'
+                ) -%}
+            {%- else -%}
+                {%- do parts.append('select ' ~ keys ~ ' from ' ~ relation ~ ' where ' ~ in_batch) -%}
+            {%- endif -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if parts -%}
+        {{- parts | join('\n        union\n        ') -}}
+    {%- else -%}
+        {#- nothing new: an empty key set of the right column types -#}
+        select {{ keys }} from {{ source('raw', declared['streams'][0]) }} where false
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Filter for the model's first CTE: its rows for the touched entities only on an entity
+    batch, every row otherwise. `alias` qualifies the key columns. -#}
+{% macro in_changed_batch(alias=none) -%}
+    {%- if is_changed_batch() -%}
+        {%- set declared = changed_by_config() -%}
+        {%- set prefix = alias ~ '.' if alias else '' -%}
+        ({% for key in declared['keys'] %}{{ prefix }}{{ key }}{{ ', ' if not loop.last }}{% endfor %}) in (
+        {{ changed_keys_sql() }}
+    )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- post-hook: what this build has seen, in the model's transaction (a failed build keeps
+    the old watermark, so its batch is read again next time). -#}
+{% macro record_batch_watermark() -%}
+    {%- if config.get('incremental_strategy') != 'replace_changed' -%}
+        {{- return('') -}}
+    {%- endif -%}
+    {%- set declared = changed_by_config() -%}
+    delete from {{ batch_watermarks_relation() }} where model = '{{ this }}';
+    insert into {{ batch_watermarks_relation() }} (model, stream, loaded_through, as_of)
+    select
+        '{{ this }}',
+        declared.stream,
+        (
+            select max(ledger.loaded_at) from {{ source('raw', 'load_ledger') }} as ledger
+            where ledger.stream = declared.stream and ledger.loaded_at <= {{ batch_ceiling() }}
+        ),
+        {{ as_of_date() }}
+    from (values {% for stream in declared['streams'] %}('{{ stream }}'){{ ', ' if not loop.last }}{% endfor %}) as declared (stream)
+{%- endmacro %}
+
+{#-
+    Strategy: delete the touched entities' rows (all rows when the whole model is
+    recomputed) and insert the model's result, in one transaction. Plain delete and insert:
+    Citus-safe, no MERGE.
+-#}
+{% macro get_incremental_replace_changed_sql(arg_dict) %}
+    {%- set target = arg_dict["target_relation"] -%}
+    {%- set source_relation = arg_dict["temp_relation"] -%}
+    {%- set columns = arg_dict["dest_columns"] | map(attribute="quoted") | join(", ") -%}
+    {%- if is_changed_batch() %}
+    {%- set declared = changed_by_config() %}
+    delete from {{ target }}
+    where ({{ declared['keys'] | join(', ') }}) in (
+        {{ changed_keys_sql() }}
+    );
+    {%- else %}
+    delete from {{ target }};
+    {%- endif %}
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }} from {{ source_relation }};
+{% endmacro %}
