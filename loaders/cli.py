@@ -189,8 +189,10 @@ def dbt_command(args: list[str]) -> int:
 def build(dbt_args: tuple[str, ...]) -> None:
     """dbt build (seeds, snapshots, models, tests); extra arguments pass through to dbt.
 
-    Without a selection of your own, tests tagged full_scan (whole-warehouse audits) are
-    left to `warehouse check`; select them with `warehouse build -s tag:full_scan+` or run
+    Without a selection of your own, tests tagged full_scan (whole-warehouse audits) and the
+    dbt unit tests (fixed inputs: they test the SQL, not the data, so dbt advises running
+    them in development and CI, not on every production build) are left to
+    `warehouse check`; select them with `warehouse build -s tag:full_scan+` or run
     everything with `warehouse build --select fqn:*`."""
     sys.exit(dbt_command(["build", *build_arguments(dbt_args)]))
 
@@ -202,7 +204,7 @@ def build_arguments(dbt_args: tuple[str, ...] | list[str]) -> list[str]:
     args = list(dbt_args)
     if any(arg.split("=")[0] in SELECTION_FLAGS for arg in args):
         return args
-    return [*args, "--exclude", "tag:full_scan"]
+    return [*args, "--exclude", "tag:full_scan", "--exclude-resource-type", "unit_test"]
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -170,3 +170,13 @@ def test_load_without_paths_is_a_usage_error(empty_database):
     result = run(empty_database, "load")
     assert result.returncode == 2
     assert "Usage" in result.stderr
+
+
+def test_build_leaves_audits_and_unit_tests_to_check_unless_selected() -> None:
+    from loaders.cli import build_arguments
+
+    assert build_arguments(["--full-refresh"]) == [
+        "--full-refresh", "--exclude", "tag:full_scan", "--exclude-resource-type", "unit_test",
+    ]
+    assert build_arguments(["--select", "marts"]) == ["--select", "marts"]
+    assert build_arguments(["-s=tag:full_scan+"]) == ["-s=tag:full_scan+"]

@@ -3,6 +3,7 @@
     incremental_strategy='replace_changed',
     changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions', 'users'], 'as_of': false},
     indexes=[{'columns': ['org_id', 'user_id', 'local_date']}],
+    post_hook=["{{ star_analyze() }}"],
 ) }}
 -- Every session with its user's local wall-clock time: the user's current IANA time zone
 -- from dim_users (UTC when empty, or when the user is unknown to dim_users), the local

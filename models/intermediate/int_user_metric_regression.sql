@@ -3,19 +3,23 @@
     incremental_strategy='replace_changed',
     changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
     indexes=[{'columns': ['org_id', 'user_id', 'metric']}],
+    post_hook=["{{ star_analyze() }}"],
 ) }}
 -- Ordinary least squares of a user's metric value on x = days since their first session for
 -- the metric, once for every mart: slope, intercept and r² exactly as Postgres' regr_slope,
 -- regr_intercept and regr_r2 define them (null when x has no variance; r² = 1 when the values
 -- are constant), x of the last session, and the residual standard error
 -- s = sqrt(SSE / (n − 2)) (null when n < 3; 0 for a constant series).
+-- Floating-point sums run in session order (order by ordinal), so the figures do not
+-- depend on the order rows are read: an incremental build equals a full refresh bit for bit.
 with series as (
     select
         org_id,
         user_id,
         metric,
         value,
-        x_days
+        x_days,
+        ordinal
     from {{ ref('int_user_metric_series') }}
     where {{ in_changed_batch() }}
 ),
@@ -26,9 +30,9 @@ fits as (
         user_id,
         metric,
         count(*) as n_sessions,
-        regr_slope(value, x_days) as slope_per_day,
-        regr_intercept(value, x_days) as intercept,
-        regr_r2(value, x_days) as raw_r_squared,
+        regr_slope(value, x_days order by ordinal) as slope_per_day,
+        regr_intercept(value, x_days order by ordinal) as intercept,
+        regr_r2(value, x_days order by ordinal) as raw_r_squared,
         min(value) = max(value) as is_constant,
         max(x_days) as last_x_days
     from series
@@ -43,6 +47,7 @@ residuals as (
         sum(
             (series.value - (fits.intercept + fits.slope_per_day * series.x_days))
             * (series.value - (fits.intercept + fits.slope_per_day * series.x_days))
+            order by series.ordinal
         ) as sum_squared_errors
     from series
     inner join fits

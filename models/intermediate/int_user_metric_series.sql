@@ -2,7 +2,7 @@
     materialized='incremental',
     incremental_strategy='replace_changed',
     changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
-    indexes=[{'columns': ['org_id', 'user_id', 'metric']}],
+    post_hook=["{{ star_primary_key(['org_id', 'user_id', 'metric', 'session_id']) }}", "{{ star_analyze() }}"],
 ) }}
 -- The per-user metric series every user-analytics mart reads: one row per user, metric and
 -- session with a non-null value, numbered in session order (started_at, ties: session_id),

@@ -22,7 +22,8 @@ series as (
         metric,
         started_at,
         value,
-        goodness
+        goodness,
+        ordinal
     from {{ ref('int_user_metric_series') }}
     where {{ in_changed_batch() }}
 ),
@@ -43,10 +44,10 @@ period_summary as (
         series.org_id,
         series.user_id,
         series.metric,
-        avg(series.value) filter (
+        avg(series.value order by series.ordinal) filter (
             where series.started_at >= periods.last_week_start and series.started_at < periods.last_week_end
         ) as last_week_value,
-        avg(series.value) filter (
+        avg(series.value order by series.ordinal) filter (
             where series.started_at >= periods.last_month_start and series.started_at < periods.last_month_end
         ) as last_month_value,
         -(max(array[

@@ -2,14 +2,16 @@
     incremental_strategy='replace_changed',
     changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
 ) }}
--- How steady each user's metric values are, per metric and overall.
+-- How steady each user's metric values are, per metric and overall. Floating-point sums
+-- run in session order (order by ordinal): the same bits on every build.
 with series as (
     select
         org_id,
         user_id,
         metric,
         value,
-        change_from_previous
+        change_from_previous,
+        ordinal
     from {{ ref('int_user_metric_series') }}
     where {{ in_changed_batch() }}
 ),
@@ -20,11 +22,11 @@ per_metric as (
         user_id,
         metric,
         case
-            when count(*) >= 2 and avg(value) <> 0
-                then greatest(0.0, 100.0 * (1.0 - stddev_samp(value) / abs(avg(value))))
+            when count(*) >= 2 and avg(value order by ordinal) <> 0
+                then greatest(0.0, 100.0 * (1.0 - stddev_samp(value order by ordinal) / abs(avg(value order by ordinal))))
         end as consistency_score,
         -- the n − 1 successive differences; var_samp is null below 2 of them (n < 3)
-        var_samp(change_from_previous) as session_to_session_variance
+        var_samp(change_from_previous order by ordinal) as session_to_session_variance
     from series
     group by org_id, user_id, metric
 ),
@@ -34,7 +36,7 @@ overall as (
         org_id,
         user_id,
         'overall' as metric,
-        avg(consistency_score) as consistency_score,
+        avg(consistency_score order by metric) as consistency_score,
         null::double precision as session_to_session_variance
     from per_metric
     group by org_id, user_id

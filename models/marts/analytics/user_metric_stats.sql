@@ -3,6 +3,8 @@
     changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
 ) }}
 -- All-time descriptive statistics of each user's sessions for each metric.
+-- Floating-point aggregates run in session order (order by ordinal): the same bits on
+-- every build, incremental or full.
 with series as (
     select
         org_id,
@@ -25,9 +27,9 @@ summary as (
         count(*) as n,
         min(value) as min_value,
         max(value) as max_value,
-        avg(value) as mean_value,
-        stddev_samp(value) as stddev_value,
-        var_samp(value) as variance_value,
+        avg(value order by ordinal) as mean_value,
+        stddev_samp(value order by ordinal) as stddev_value,
+        var_samp(value order by ordinal) as variance_value,
         percentile_cont(array[0.25, 0.5, 0.75, 0.9, 0.95, 0.99]) within group (
             order by value
         ) as percentiles,

@@ -4,6 +4,8 @@
 ) }}
 -- Each user's trend per metric: baseline (first 3 sessions) vs current (last 3), and the
 -- least-squares line of value on days since the first session (int_user_metric_regression).
+-- Floating-point aggregates run in session order (order by ordinal): the same bits on
+-- every build, incremental or full.
 with series as (
     select
         org_id,
@@ -40,8 +42,8 @@ endpoints as (
         optimal_high,
         higher_is_better,
         count(*) as n,
-        avg(value) filter (where ordinal <= 3) as baseline_value,
-        avg(value) filter (where ordinal_from_last <= 3) as current_value
+        avg(value order by ordinal) filter (where ordinal <= 3) as baseline_value,
+        avg(value order by ordinal) filter (where ordinal_from_last <= 3) as current_value
     from series
     group by org_id, user_id, metric, optimal_low, optimal_high, higher_is_better
 ),

@@ -1,3 +1,7 @@
+{{ config(
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['users', 'sessions', 'attempts', 'kpi_events'], 'as_of': false},
+) }}
 -- The per-user metadata block of the user export: one row per user (dim_users).
 -- first/last_data_date: the first and last UTC date of any of the user's records in the
 -- marts (session started_at, completed attempt started_at, KPI event occurred_at);
@@ -12,6 +16,7 @@ with users as (
         user_id,
         org_id
     from {{ ref('dim_users') }}
+    where {{ in_changed_batch() }}
 ),
 
 metric_count as (
@@ -26,6 +31,7 @@ user_sessions as (
         min(started_at) as first_at,
         max(started_at) as last_at
     from {{ ref('fact_sessions') }}
+    where {{ in_changed_batch() }}
     group by user_id
 ),
 
@@ -36,6 +42,7 @@ user_attempts as (
         min(started_at) as first_at,
         max(started_at) as last_at
     from {{ ref('fact_scenario_attempts') }}
+    where {{ in_changed_batch() }}
     group by user_id
 ),
 
@@ -46,6 +53,7 @@ user_events as (
         min(occurred_at) as first_at,
         max(occurred_at) as last_at
     from {{ ref('fact_kpi_events') }}
+    where {{ in_changed_batch() }}
     group by user_id
 ),
 
@@ -54,6 +62,7 @@ user_metric_values as (
         user_id,
         count(*) as metric_values
     from {{ ref('fact_session_metrics') }}
+    where {{ in_changed_batch() }}
     group by user_id
 ),
 
@@ -62,7 +71,9 @@ expected_records as (
         user_id,
         sum(records_expected) as records_expected
     from {{ ref('int_quality_expected_records') }}
-    where stream in ('attempts', 'sessions', 'kpi_events')
+    where
+        {{ in_changed_batch() }}
+        and stream in ('attempts', 'sessions', 'kpi_events')
     group by user_id
 ),
 
