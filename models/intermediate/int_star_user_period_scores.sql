@@ -1,7 +1,7 @@
 -- Per org, user and calendar period (ISO week and month, UTC, by started_at) over completed
 -- attempts with a score: attempts, average score, total duration and average talk
 -- percentage (attempts with neither talk nor listen time skipped). Leaderboards rank these.
-with scored_attempts as (
+with scored_attempts as not materialized (
     select
         org_id,
         user_id,

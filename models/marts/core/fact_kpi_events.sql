@@ -6,7 +6,7 @@
     indexes=[
         {'columns': ['org_id', 'attempt_id']},
         {'columns': ['org_id', 'user_id']},
-        {'columns': ['date_key'], 'type': 'brin'},
+        {'columns': ['date_key']},
         {'columns': ['_load_id']},
     ],
     pre_hook=["set local work_mem = '{{ var('star_big_work_mem', '1GB') }}'"],
