@@ -154,8 +154,8 @@ def test_incremental_equals_full_refresh(fresh_database: Database, batches) -> N
     executed = ROOT / "target" / f"test-{db.name}" / "run" / "training_warehouse" / "models"
     stats_sql = (executed / "marts" / "analytics" / "user_metric_stats.sql").read_text()
     habits_sql = (executed / "marts" / "analytics" / "user_practice_habits.sql").read_text()
-    assert "_load_id in (" in stats_sql and "(org_id, user_id) in (" in stats_sql
-    assert "_load_id in (" not in habits_sql
+    assert "where org_id in ('" in stats_sql and "and user_id in ('" in stats_sql
+    assert "user_id in ('" not in habits_sql
 
     # the late files did what they should, incrementally
     assert not db.query(

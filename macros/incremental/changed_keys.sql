@@ -141,13 +141,47 @@
     batch, every row otherwise. `alias` qualifies the key columns. -#}
 {% macro in_changed_batch(alias=none) -%}
     {%- if is_changed_batch() -%}
-        {%- set declared = changed_by_config() -%}
-        {%- set prefix = alias ~ '.' if alias else '' -%}
-        ({% for key in declared['keys'] %}{{ prefix }}{{ key }}{{ ', ' if not loop.last }}{% endfor %}) in (
+        {{- changed_batch_predicate(alias) -}}
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The touched keys as constant lists, one per key column (`org_id in ('...', ...) and
+    user_id in (...)`): constants push down through views and GROUP BY and PostgreSQL
+    hashes long IN lists, where a semi-join on a subquery would aggregate everything first.
+    Per column, so the set is the product of the touched values (an org with a touched
+    user matching another touched user's id): a few entities more, never fewer, and the
+    strategy deletes with this same predicate, so exactly the recomputed entities are
+    replaced. Very large batches keep the subquery form. -#}
+{% macro changed_batch_predicate(alias=none) -%}
+    {%- set declared = changed_by_config() -%}
+    {%- set prefix = alias ~ '.' if alias else '' -%}
+    {%- set keys = declared['keys'] -%}
+    {%- set found = run_query(
+        'select distinct ' ~ (keys | join(', ')) ~ ' from (' ~ changed_keys_sql() ~ ') as changed'
+    ) -%}
+    {%- if found.rows | length == 0 -%}
+        false
+    {%- elif found.rows | length > var('changed_keys_inline_limit', 20000) -%}
+        ({% for key in keys %}{{ prefix }}{{ key }}{{ ', ' if not loop.last }}{% endfor %}) in (
         {{ changed_keys_sql() }}
     )
     {%- else -%}
-        true
+        {%- set conditions = [] -%}
+        {%- for key in keys -%}
+            {%- set values = found.columns[loop.index0].values() | reject('none') | map('string') | unique | list -%}
+            {%- if values -%}
+                {%- set quoted = [] -%}
+                {%- for value in values | sort -%}
+                    {%- do quoted.append("'" ~ value.replace("'", "''") ~ "'") -%}
+                {%- endfor -%}
+                {%- do conditions.append(prefix ~ key ~ ' in (' ~ (quoted | join(', ')) ~ ')') -%}
+            {%- else -%}
+                {%- do conditions.append('false') -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {{- conditions | join('\n        and ') -}}
     {%- endif -%}
 {%- endmacro %}
 
@@ -181,11 +215,8 @@
     {%- set source_relation = arg_dict["temp_relation"] -%}
     {%- set columns = arg_dict["dest_columns"] | map(attribute="quoted") | join(", ") -%}
     {%- if is_changed_batch() %}
-    {%- set declared = changed_by_config() %}
     delete from {{ target }}
-    where ({{ declared['keys'] | join(', ') }}) in (
-        {{ changed_keys_sql() }}
-    );
+    where {{ changed_batch_predicate() }};
     {%- else %}
     delete from {{ target }};
     {%- endif %}
