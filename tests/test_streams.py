@@ -13,10 +13,23 @@ ROOT = Path(__file__).resolve().parent.parent
 LOADER_COLUMNS = ["_extra", "_load_id", "_row_number"]
 
 
-def _sources() -> dict[str, list[dict]]:
+def _raw_tables() -> dict[str, dict]:
     document = yaml.safe_load((ROOT / "models" / "staging" / "_sources.yml").read_text())
     raw = next(source for source in document["sources"] if source["name"] == "raw")
-    return {table["name"]: table.get("columns", []) for table in raw["tables"]}
+    return {table["name"]: table for table in raw["tables"]}
+
+
+def _sources() -> dict[str, list[dict]]:
+    return {name: table.get("columns", []) for name, table in _raw_tables().items()}
+
+
+def test_dbt_sources_carry_each_streams_record_key() -> None:
+    """The entity-incremental marts read a stream's record key and versioning from here."""
+    for stream in STREAMS.values():
+        meta = _raw_tables()[stream.name]["config"]["meta"]
+        assert meta == {
+            "record_key": stream.key, "versioned": stream.version_column is not None,
+        }, stream.name
 
 
 def test_dbt_sources_follow_the_stream_declarations() -> None:

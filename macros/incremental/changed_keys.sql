@@ -64,10 +64,13 @@
     }) -}}
 {%- endmacro %}
 
-{#- The record id of each versioned stream: earlier versions of a batch record count too. -#}
+{#- The record id of a versioned stream (newest version wins), from the source's meta
+    (models/staging/_sources.yml, which follows loaders/streams.py): earlier versions of a
+    batch record count too. None for first-delivery-wins streams (KPI events). -#}
 {% macro versioned_stream_id(stream) -%}
-    {{- return({'sessions': 'session_id', 'attempts': 'attempt_id', 'users': 'user_id',
-                'scenarios': 'scenario_id', 'orgs': 'org_id'}.get(stream)) -}}
+    {%- set node = graph.sources['source.' ~ project_name ~ '.raw.' ~ stream] -%}
+    {%- set meta = node.config.meta or node.meta -%}
+    {{- return(meta['record_key'] if meta['versioned'] else none) -}}
 {%- endmacro %}
 
 {#- The newest load a batch takes: the loads published before this dbt invocation started.
@@ -95,17 +98,14 @@
 {#- The ids of the loads of `stream` this model has not processed (inlined as constants, so
     PostgreSQL skips the tables of older big files through their check constraints). -#}
 {% macro changed_batch_loads(stream) -%}
-    {%- set found = run_query(
-        "select ledger.load_id from " ~ source('raw', 'load_ledger') ~ " as ledger"
-        ~ " where ledger.stream = '" ~ stream ~ "' and ledger.loaded_at > coalesce(("
-        ~ "select mark.loaded_through from " ~ batch_watermarks_relation() ~ " as mark"
-        ~ " where mark.model = '" ~ this ~ "' and mark.stream = '" ~ stream ~ "'"
-        ~ "), '-infinity'::timestamptz) - interval '" ~ (var('lookback_days') | int) ~ " days'"
-        ~ " and ledger.loaded_at <= " ~ batch_ceiling()
-        ~ " order by ledger.load_id"
-    ) -%}
-    {%- set ids = found.columns[0].values() | list -%}
-    {{- return(ids) -}}
+    {%- set found = run_query(loads_after_watermark_query(
+        stream,
+        "select mark.loaded_through from " ~ batch_watermarks_relation() ~ " as mark"
+        ~ " where mark.model = '" ~ this ~ "' and mark.stream = '" ~ stream ~ "'",
+        source('raw', 'load_ledger'),
+        ceiling=batch_ceiling(),
+    ) ~ " order by ledger.load_id") -%}
+    {{- return(found.columns[0].values() | list) -}}
 {%- endmacro %}
 
 {#- select <keys> of every entity the unprocessed loads touched (may repeat keys). -#}

@@ -20,13 +20,26 @@
 
 {% macro star_recent_loads_query(stream, watermark_relation=none) -%}
     {%- set watermark_relation = watermark_relation or this -%}
+    {{ loads_after_watermark_query(
+        stream,
+        "select max(held.loaded_at) from " ~ ref('stg_load_ledger') ~ " as held"
+        ~ " where held.load_id = (select max(watermark._load_id) from " ~ watermark_relation ~ " as watermark)",
+        ref('stg_load_ledger'),
+    ) }}
+{%- endmacro %}
+
+{#- The one definition of a batch of loads: the loads of `stream` published after the
+    watermark (a query for a loaded_at; none = every load) minus var('lookback_days') days,
+    and, given a `ceiling`, no later than it. Used by the facts (star_recent_loads) and the
+    entity-incremental marts (macros/incremental/changed_keys.sql). -#}
+{% macro loads_after_watermark_query(stream, watermark_loaded_at, ledger, ceiling=none) -%}
     select ledger.load_id
-    from {{ ref('stg_load_ledger') }} as ledger
+    from {{ ledger }} as ledger
     where
         ledger.stream = '{{ stream }}'
-        and ledger.loaded_at > (
-            select coalesce(max(held.loaded_at), '-infinity'::timestamptz)
-            from {{ ref('stg_load_ledger') }} as held
-            where held.load_id = (select max(watermark._load_id) from {{ watermark_relation }} as watermark)
-        ) - interval '{{ var("lookback_days") | int }} days'
+        and ledger.loaded_at > coalesce(({{ watermark_loaded_at }}), '-infinity'::timestamptz)
+        - interval '{{ var("lookback_days") | int }} days'
+        {%- if ceiling %}
+        and ledger.loaded_at <= {{ ceiling }}
+        {%- endif %}
 {%- endmacro %}
