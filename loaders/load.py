@@ -33,7 +33,7 @@ import psycopg
 from psycopg import sql
 
 from loaders.rules import format_problem, rule_problem, type_problem
-from loaders.schema import ensure_raw_schema
+from loaders.schema import ensure_raw_schema, record_key_index_ddl
 from loaders.streams import STREAMS, Stream, stream_for_file_name
 
 CSV_EXTENSIONS = (".csv", ".csv.gz")
@@ -511,6 +511,8 @@ class Loader:
                     landing = sql.Identifier("raw_landing", part.table)
                     conn.execute(sql.SQL("alter table {} set schema raw").format(landing))
                     child = sql.Identifier("raw", part.table)
+                    if stream.version_column is not None:
+                        conn.execute(record_key_index_ddl(stream, part.table))
                     conn.execute(sql.SQL("alter table {} inherit {}").format(child, parent))
                     conn.execute(sql.SQL("comment on table {} is {}").format(
                         child, sql.Literal(f"Rows of {path.name}; part of raw.{stream.name}.")))

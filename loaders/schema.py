@@ -76,16 +76,36 @@ def landing_columns(stream: Stream) -> list[sql.Composable]:
     return columns
 
 
+def record_key_index_name(table: str) -> str:
+    return f"{table}_record_key"
+
+
+def record_key_index_ddl(stream: Stream, table: str) -> sql.Composed:
+    """Versioned streams (newest version wins) index the record key on every raw table: a
+    build looks up the earlier versions of the records a new load re-delivers (to recompute
+    the users they left) without reading the whole stream. Not for KPI events (first
+    delivery wins, and their load speed matters)."""
+    if stream.version_column is None:
+        return sql.Composed([])
+    return sql.SQL("create index if not exists {index} on {table} ({key});").format(
+        index=sql.Identifier(record_key_index_name(table)),
+        table=sql.Identifier("raw", table),
+        key=sql.Identifier(stream.key),
+    )
+
+
 def stream_ddl(stream: Stream) -> sql.Composed:
     table = sql.Identifier("raw", stream.name)
     return sql.SQL(
         "create table if not exists {table} ({columns});"
         "create index if not exists {index} on {table} using brin (_load_id);"
+        "{record_key_index}"
         "comment on table {table} is {comment};"
     ).format(
         table=table,
         columns=sql.SQL(", ").join(landing_columns(stream)),
         index=sql.Identifier(f"{stream.name}_load_id_brin"),
+        record_key_index=record_key_index_ddl(stream, stream.name),
         comment=sql.Literal(
             f"{stream.description} Typed as delivered (validated rows only); big files "
             "land in child tables (inheritance) created by their load."
@@ -96,6 +116,9 @@ def stream_ddl(stream: Stream) -> sql.Composed:
 def _raw_schema_complete(conn: psycopg.Connection) -> bool:
     expected = [f"raw.{name}" for name in STREAMS] + [
         "raw.load_ledger", "raw.quarantine", "raw.rejected_files", "raw.load_id_seq",
+    ] + [
+        f"raw.{record_key_index_name(stream.name)}"
+        for stream in STREAMS.values() if stream.version_column is not None
     ]
     row = conn.execute(
         "select count(*) = %s and exists (select from pg_namespace where nspname = 'raw_landing')"

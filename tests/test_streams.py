@@ -60,6 +60,16 @@ def test_raw_tables_follow_the_stream_declarations(fresh_database, generated_dat
             )
             assert typed[column.name] == expected, (stream.name, column.name)
     assert len(landing_columns(STREAMS["orgs"])) == len(STREAMS["orgs"].columns) + 3
+    # versioned streams index their record key (earlier versions looked up by builds)
+    indexed = {
+        table: column for table, column in fresh_database.query(
+            "select tablename, substring(indexdef from '\\((\\w+)\\)$') from pg_indexes"
+            " where schemaname = 'raw' and indexname like '%%record_key'"
+        )
+    }
+    assert indexed == {
+        stream.name: stream.key for stream in STREAMS.values() if stream.version_column
+    }
 
 
 def test_stream_from_file_name_prefix() -> None:

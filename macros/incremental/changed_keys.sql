@@ -22,7 +22,9 @@
 
     The touched keys of a stream are the key values of the batch's raw rows and, for streams
     whose records are versioned (sessions, attempts, users), of every earlier version of
-    those records: a session re-delivered under another user recomputes both users.
+    those records: a session re-delivered under another user recomputes both users. The
+    earlier versions are found through the raw tables' record-key indexes (loaders/schema.py;
+    `= any(array(...))` lets each raw table use its index instead of a full hash join).
     KPI events keep their first delivered version, so only the batch's own rows count.
 
     The whole model is recomputed (rows replaced) on a first build, a --full-refresh, when
@@ -122,7 +124,7 @@
             {%- if record_id -%}
                 {%- do parts.append(
                     'select ' ~ keys ~ ' from ' ~ relation ~ ' where ' ~ record_id
-                    ~ ' in (select ' ~ record_id ~ ' from ' ~ relation ~ ' where ' ~ in_batch ~ ')'
+                    ~ ' = any(array(select ' ~ record_id ~ ' from ' ~ relation ~ ' where ' ~ in_batch ~ '))'
                 ) -%}
             {%- else -%}
                 {%- do parts.append('select ' ~ keys ~ ' from ' ~ relation ~ ' where ' ~ in_batch) -%}
