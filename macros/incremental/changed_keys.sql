@@ -70,6 +70,9 @@
     (models/staging/_sources.yml, which follows loaders/streams.py): earlier versions of a
     batch record count too. None for first-delivery-wins streams (KPI events). -#}
 {% macro versioned_stream_id(stream) -%}
+    {%- if not execute -%}
+        {{- return(none) -}}
+    {%- endif -%}
     {%- set node = graph.sources['source.' ~ project_name ~ '.raw.' ~ stream] -%}
     {%- set meta = node.config.meta or node.meta -%}
     {{- return(meta['record_key'] if meta['versioned'] else none) -}}

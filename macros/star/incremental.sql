@@ -18,6 +18,21 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Filter of a staging model of a versioned stream to the winning versions delivered in
+    the recent loads (`_load_id in (...)`), plus the same condition on the record key
+    (`<key> = any(array(<keys delivered in those loads>))`): that one pushes down into the
+    staging view's DISTINCT ON, so only the versions of these records are ranked, through
+    the raw tables' record-key indexes, instead of the whole stream. -#}
+{% macro star_in_recent_loads(stream, alias=none) -%}
+    {%- set prefix = alias ~ '.' if alias else '' -%}
+    {%- set key = versioned_stream_id(stream) -%}
+    {{ prefix }}_load_id in ({{ star_recent_loads(stream) }})
+    and {{ prefix }}{{ key }} = any(array(
+        select delivered.{{ key }} from {{ source('raw', stream) }} as delivered
+        where delivered._load_id in ({{ star_recent_loads(stream) }})
+    ))
+{%- endmacro %}
+
 {% macro star_recent_loads_query(stream, watermark_relation=none) -%}
     {%- set watermark_relation = watermark_relation or this -%}
     {{ loads_after_watermark_query(

@@ -12,7 +12,7 @@
     using {{ ref('stg_attempts') }} as current_version
     where
         current_version.attempt_id = fact.attempt_id
-        and current_version._load_id in ({{ star_recent_loads('attempts') }})
+        and {{ star_in_recent_loads('attempts', 'current_version') }}
         and (current_version.status <> 'completed' or current_version.org_id <> fact.org_id)
     {%- endif -%}
 {%- endmacro %}
@@ -24,7 +24,7 @@
     using {{ ref('stg_sessions') }} as current_version
     where
         current_version.session_id = fact.session_id
-        and current_version._load_id in ({{ star_recent_loads('sessions') }})
+        and {{ star_in_recent_loads('sessions', 'current_version') }}
         and current_version.org_id <> fact.org_id
     {%- endif -%}
 {%- endmacro %}
@@ -38,6 +38,6 @@
     using {{ ref('stg_sessions') }} as current_version
     where
         current_version.session_id = fact.session_id
-        and current_version._load_id in ({{ star_recent_loads('sessions') }})
+        and {{ star_in_recent_loads('sessions', 'current_version') }}
     {%- endif -%}
 {%- endmacro %}

@@ -47,7 +47,7 @@ with attempts as (
     where
         status = 'completed'
         {% if is_incremental() -%}
-            and _load_id in ({{ star_recent_loads('attempts') }})
+            and {{ star_in_recent_loads('attempts') }}
         {%- endif %}
 )
 

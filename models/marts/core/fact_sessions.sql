@@ -51,7 +51,7 @@ with sessions as (
         loaded_at
     from {{ ref('stg_sessions') }}
     {% if is_incremental() -%}
-        where _load_id in ({{ star_recent_loads('sessions') }})
+        where {{ star_in_recent_loads('sessions') }}
     {%- endif %}
 )
 
