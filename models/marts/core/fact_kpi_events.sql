@@ -93,15 +93,6 @@ with new_events as (
     {%- endif %}
 ),
 
-attempts as (
-    select
-        attempt_id,
-        org_id,
-        started_at,
-        _load_id
-    from {{ ref('stg_attempts') }}
-),
-
 -- events already in the fact whose occurred_at came (or should come) from an attempt that
 -- was delivered again or late in the attempt loads being re-read: resolved once more
 existing_events_of_changed_attempts as (
@@ -120,12 +111,12 @@ existing_events_of_changed_attempts as (
             existing._load_id,
             existing.loaded_at
         from {{ this }} as existing
-        inner join attempts as changed_attempts
+        inner join {{ ref('stg_attempts') }} as changed_attempts
             on
                 existing.org_id = changed_attempts.org_id
                 and existing.attempt_id = changed_attempts.attempt_id
         where
-            changed_attempts._load_id in ({{ star_recent_loads('attempts') }})
+            {{ star_in_recent_loads('attempts', 'changed_attempts') }}
             and existing.occurred_at_source != 'event'
             and not exists (
                 select from new_events
@@ -182,6 +173,23 @@ events_to_resolve as (
         _load_id,
         loaded_at
     from existing_events_of_changed_attempts
+),
+
+-- the attempts that give the events without a delivered occurred_at their time; an
+-- incremental build ranks the versions of those attempts only (the filter pushes into
+-- stg_attempts' DISTINCT ON), not of every attempt
+attempts as (
+    select
+        attempt_id,
+        org_id,
+        started_at
+    from {{ ref('stg_attempts') }}
+    {% if is_incremental() -%}
+        where attempt_id = any(array(
+            select events_to_resolve.attempt_id from events_to_resolve
+            where events_to_resolve.delivered_occurred_at is null
+        ))
+    {%- endif %}
 ),
 
 resolved as (
