@@ -26,10 +26,24 @@ SUPERUSER = "postgres"
 # unix socket paths are limited to 107 bytes on Linux
 _SOCKET_PATH_LIMIT = 100
 
+SETTINGS_FILE = "training_warehouse.conf"
+
+
+def _shared_buffers_mb() -> int:
+    """A quarter of the machine's memory (PostgreSQL's advice for a dedicated server), from
+    256 MB to 8 GB: the indexes of the large facts then stay in the server's own cache, and
+    an incremental build's inserts into them do not evict each other."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):
+        return 512
+    return max(256, min(8192, memory // 4 // 2**20))
+
+
 SERVER_SETTINGS = {
     "listen_addresses": "''",
     "timezone": "'UTC'",
-    "shared_buffers": "'512MB'",
+    "shared_buffers": f"'{_shared_buffers_mb()}MB'",
     "work_mem": "'64MB'",
     "maintenance_work_mem": "'512MB'",
     "max_wal_size": "'8GB'",
@@ -142,12 +156,24 @@ class EmbeddedServer:
         )
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
+
+    def _write_settings(self) -> None:
+        """Our settings live in their own file, rewritten at every start so that a new
+        release's settings reach an existing data directory; postgresql.conf includes it
+        last, so it wins over the defaults (ALTER SYSTEM still wins over it)."""
         settings = dict(SERVER_SETTINGS)
         settings["port"] = str(self.port)
         settings["unix_socket_directories"] = f"'{self.socket_dir}'"
-        with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
-            conf.write("\n# training warehouse settings\n")
-            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+        (self.data_dir / SETTINGS_FILE).write_text(
+            "# written by `warehouse db start` (loaders/embedded.py): edits are overwritten\n"
+            + "".join(f"{key} = {value}\n" for key, value in settings.items()),
+            encoding="utf-8",
+        )
+        main_conf = self.data_dir / "postgresql.conf"
+        include = f"include_if_exists = '{SETTINGS_FILE}'\n"
+        if include not in main_conf.read_text(encoding="utf-8"):
+            with open(main_conf, "a", encoding="utf-8") as conf:
+                conf.write("\n# training warehouse settings\n" + include)
 
     def start(self) -> ServerStatus:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +186,7 @@ class EmbeddedServer:
         if current.running:
             self._ensure_database()
             return current
+        self._write_settings()
         result = self._run(
             "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
             "-o", f"-p {self.port} -k {self.socket_dir}", "start",

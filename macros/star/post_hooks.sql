@@ -98,3 +98,37 @@
     end
     $$
 {%- endmacro %}
+
+{#- The `indexes` of the model's config that its table lacks, created on an incremental run
+    (dbt creates them only when it builds a table from scratch), so an index added to the
+    config reaches an existing warehouse without a --full-refresh. An index counts as
+    present when one on the same columns, in the same order, exists. -#}
+{% macro star_ensure_indexes() -%}
+    {%- set indexes = config.get('indexes') or [] -%}
+    {%- if indexes and is_incremental() -%}
+    do $indexes$
+    begin
+        {%- for index in indexes %}
+        {%- set columns = index['columns'] if index['columns'] is not string else [index['columns']] %}
+        if not exists (
+            select from pg_index as present
+            where
+                present.indrelid = '{{ this }}'::regclass
+                and array(
+                    select attribute.attname::text
+                    from unnest(present.indkey::int2[]) with ordinality as key_column (attnum, position)
+                    inner join pg_attribute as attribute
+                        on
+                            attribute.attrelid = present.indrelid
+                            and attribute.attnum = key_column.attnum
+                    order by key_column.position
+                ) = array['{{ columns | join("', '") }}']::text[]
+        ) then
+            create {% if index.get('unique') %}unique {% endif %}index on {{ this }}
+            {%- if index.get('type') %} using {{ index['type'] }}{% endif %} ({{ columns | join(', ') }});
+        end if;
+        {%- endfor %}
+    end
+    $indexes$
+    {%- endif -%}
+{%- endmacro %}

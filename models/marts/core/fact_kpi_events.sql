@@ -28,14 +28,18 @@
 -- KPI events (the first loaded row of each event_id), with occurred_at resolved: as
 -- delivered, else the attempt's started_at + timestamp_ms (attempt matched on org_id and
 -- attempt_id, any status), else null while the attempt is unknown.
--- Incremental on (org_id, id): re-reads the event loads since the watermark minus the
--- lookback, and re-resolves the events already in the fact whose attempt was (re)delivered
--- in the attempt loads of the same window, so a late attempt file fills their occurred_at.
+-- Incremental on (org_id, id): takes the events of the loads since the watermark minus the
+-- lookback that the fact does not hold yet (an event it holds from the same or an earlier
+-- load is unchanged, so re-reading the lookback window costs one index probe per event),
+-- and re-resolves the events already in the fact whose attempt was (re)delivered in the
+-- attempt loads of the same window, so a late attempt file fills their occurred_at. Only
+-- rows whose occurred_at or occurred_at_source changes are written back.
 with new_events as (
     {% if is_incremental() -%}
         -- the rows of the loads being re-read, deduplicated among themselves by the
-        -- staging rule (star_version_rank) and dropped when an earlier load already
-        -- delivered the event: together exactly the winners of stg_kpi_events from them
+        -- staging rule (star_version_rank) and dropped when the fact holds the event from
+        -- the same or an earlier load: what is left are the winners of stg_kpi_events from
+        -- these loads that the fact lacks or holds from a later load (a late file)
         select
             event_id,
             attempt_id,
@@ -47,6 +51,8 @@ with new_events as (
             event_value,
             timestamp_ms,
             delivered_occurred_at,
+            null::timestamptz as previous_occurred_at,
+            null::text as previous_occurred_at_source,
             _load_id,
             loaded_at
         from (
@@ -73,7 +79,7 @@ with new_events as (
                 select from {{ this }} as earlier
                 where
                     earlier.id = recent_deliveries.event_id
-                    and earlier._load_id < recent_deliveries._load_id
+                    and earlier._load_id <= recent_deliveries._load_id
             )
     {%- else -%}
         select
@@ -87,6 +93,8 @@ with new_events as (
             event_value,
             timestamp_ms,
             occurred_at as delivered_occurred_at,
+            null::timestamptz as previous_occurred_at,
+            null::text as previous_occurred_at_source,
             _load_id,
             loaded_at
         from {{ ref('stg_kpi_events') }}
@@ -108,6 +116,8 @@ existing_events_of_changed_attempts as (
             existing.event_value,
             existing.timestamp_ms,
             null::timestamptz as delivered_occurred_at,
+            existing.occurred_at as previous_occurred_at,
+            existing.occurred_at_source as previous_occurred_at_source,
             existing._load_id,
             existing.loaded_at
         from {{ this }} as existing
@@ -118,10 +128,6 @@ existing_events_of_changed_attempts as (
         where
             {{ star_in_recent_loads('attempts', 'changed_attempts') }}
             and existing.occurred_at_source != 'event'
-            and not exists (
-                select from new_events
-                where new_events.event_id = existing.id
-            )
     {%- else -%}
         -- a first build or a full refresh resolves every event in new_events: none here
         select
@@ -135,13 +141,15 @@ existing_events_of_changed_attempts as (
             null::jsonb as event_value,
             null::bigint as timestamp_ms,
             null::timestamptz as delivered_occurred_at,
+            null::timestamptz as previous_occurred_at,
+            null::text as previous_occurred_at_source,
             null::bigint as _load_id,
             null::timestamptz as loaded_at
         where false
     {%- endif %}
 ),
 
-events_to_resolve as (
+candidate_events as (
     select
         event_id,
         attempt_id,
@@ -153,6 +161,8 @@ events_to_resolve as (
         event_value,
         timestamp_ms,
         delivered_occurred_at,
+        previous_occurred_at,
+        previous_occurred_at_source,
         _load_id,
         loaded_at
     from new_events
@@ -170,9 +180,37 @@ events_to_resolve as (
         event_value,
         timestamp_ms,
         delivered_occurred_at,
+        previous_occurred_at,
+        previous_occurred_at_source,
         _load_id,
         loaded_at
     from existing_events_of_changed_attempts
+),
+
+-- one row per event. Incremental: an event both re-delivered by a late file and held from
+-- a later load is taken as delivered. (Sorting the batch is cheap; an anti-join against
+-- new_events was planned as a nested loop, its row estimate being far too low, and went
+-- quadratic when the lookback window re-read events of re-delivered attempts.)
+events_to_resolve as (
+    select {% if is_incremental() %}distinct on (event_id){% endif %}
+        event_id,
+        attempt_id,
+        session_id,
+        org_id,
+        user_id,
+        scenario_id,
+        event_type,
+        event_value,
+        timestamp_ms,
+        delivered_occurred_at,
+        previous_occurred_at,
+        previous_occurred_at_source,
+        _load_id,
+        loaded_at
+    from candidate_events
+    {% if is_incremental() -%}
+        order by event_id, previous_occurred_at_source nulls first
+    {%- endif %}
 ),
 
 -- the attempts that give the events without a delivered occurred_at their time; an
@@ -212,6 +250,8 @@ resolved as (
             when attempts.started_at is not null then 'attempt'
             else 'unresolved'
         end as occurred_at_source,
+        events_to_resolve.previous_occurred_at,
+        events_to_resolve.previous_occurred_at_source,
         events_to_resolve._load_id,
         events_to_resolve.loaded_at
     from events_to_resolve
@@ -238,3 +278,9 @@ select
     _load_id,
     loaded_at
 from resolved
+{% if is_incremental() -%}
+    -- an event held already is written back only when its resolution changed
+    where
+        (occurred_at, occurred_at_source)
+        is distinct from (previous_occurred_at, previous_occurred_at_source)
+{%- endif %}

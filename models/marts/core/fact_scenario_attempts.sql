@@ -1,3 +1,4 @@
+{#- _load_id index: the watermark (highest _load_id held) in one index probe -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -7,6 +8,7 @@
         {'columns': ['org_id', 'date_key']},
         {'columns': ['org_id', 'user_id', 'started_at']},
         {'columns': ['org_id', 'scenario_id']},
+        {'columns': ['_load_id']},
     ],
     pre_hook=[
         "{{ star_retract_attempts() }}",

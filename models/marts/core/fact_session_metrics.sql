@@ -1,3 +1,4 @@
+{#- _load_id index: the watermark (highest _load_id held) in one index probe -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -5,6 +6,7 @@
     on_schema_change='fail',
     indexes=[
         {'columns': ['org_id', 'user_id', 'metric', 'started_at']},
+        {'columns': ['_load_id']},
     ],
     pre_hook=["{{ star_retract_session_metrics() }}"],
     post_hook=[

@@ -1,3 +1,4 @@
+{#- _load_id index: the watermark (highest _load_id held) in one index probe -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -6,6 +7,7 @@
     indexes=[
         {'columns': ['org_id', 'date_key']},
         {'columns': ['org_id', 'user_id', 'started_at']},
+        {'columns': ['_load_id']},
     ],
     pre_hook=["{{ star_retract_sessions() }}"],
     post_hook=[
