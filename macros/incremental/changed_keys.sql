@@ -50,6 +50,28 @@
     comment on table {{ batch_watermarks_relation() }} is
         'Per entity-incremental model and raw stream: the newest load the model had seen at '
         'its last successful build, and the as_of date of that build (macros/incremental/changed_keys.sql).';
+    create table if not exists {{ touched_keys_relation() }} (
+        invocation_id text not null,
+        part_md5 text not null,
+        key_values text[],
+        created_at timestamptz not null default now()
+    );
+    create index if not exists batch_touched_keys_part
+        on {{ touched_keys_relation() }} (invocation_id, part_md5);
+    comment on table {{ touched_keys_relation() }} is
+        'Per dbt invocation: the keys each touched-keys query found, so the models that share '
+        'a query run it once per build (macros/incremental/changed_keys.sql). Rows of a build '
+        'are deleted when it ends; rows of a crashed build after a day.';
+    delete from {{ touched_keys_relation() }} where created_at < now() - interval '1 day';
+{% endmacro %}
+
+{% macro touched_keys_relation() -%}
+    {{- generate_schema_name('intermediate') | trim }}.batch_touched_keys
+{%- endmacro %}
+
+{#- on-run-end: this build's cached touched keys are no longer needed. -#}
+{% macro clear_touched_keys() %}
+    delete from {{ touched_keys_relation() }} where invocation_id = '{{ invocation_id }}';
 {% endmacro %}
 
 {% macro changed_by_config() -%}
@@ -117,6 +139,20 @@
 {% macro changed_keys_sql() -%}
     {%- set declared = changed_by_config() -%}
     {%- set keys = declared['keys'] | join(', ') -%}
+    {%- set parts = changed_keys_parts() -%}
+    {%- if parts -%}
+        {{- parts | join('\n        union\n        ') -}}
+    {%- else -%}
+        {#- nothing new: an empty key set of the right column types -#}
+        select {{ keys }} from {{ source('raw', declared['streams'][0]) }} where false
+    {%- endif -%}
+{%- endmacro %}
+
+{#- One query per declared stream with unprocessed loads: select <keys> of the entities
+    those loads touched. -#}
+{% macro changed_keys_parts() -%}
+    {%- set declared = changed_by_config() -%}
+    {%- set keys = declared['keys'] | join(', ') -%}
     {%- set parts = [] -%}
     {%- for stream in declared['streams'] -%}
         {%- set ids = changed_batch_loads(stream) -%}
@@ -134,12 +170,41 @@
             {%- endif -%}
         {%- endif -%}
     {%- endfor -%}
-    {%- if parts -%}
-        {{- parts | join('\n        union\n        ') -}}
-    {%- else -%}
-        {#- nothing new: an empty key set of the right column types -#}
-        select {{ keys }} from {{ source('raw', declared['streams'][0]) }} where false
-    {%- endif -%}
+    {{- return(parts) -}}
+{%- endmacro %}
+
+{#- The distinct touched keys (an agate table, one column per key). Each part's result is
+    kept in batch_touched_keys for this invocation, keyed by the md5 of its SQL (which
+    inlines its load ids): the models sharing a part (16 user models read the same session
+    loads), and each model's strategy after its compile, read the stored keys instead of
+    running the query again. A part found by two threads at once is stored twice: the
+    read is distinct. Keys travel as text: they are inlined as quoted constants. -#}
+{% macro changed_keys_found() -%}
+    {%- set keys = changed_by_config()['keys'] -%}
+    {%- set cache = touched_keys_relation() -%}
+    {%- set hashes = [] -%}
+    {%- for part in changed_keys_parts() -%}
+        {%- set part_md5 = local_md5((keys | join(',')) ~ '|' ~ part) -%}
+        {%- do hashes.append("'" ~ part_md5 ~ "'") -%}
+        {%- do run_query(
+            "insert into " ~ cache ~ " (invocation_id, part_md5, key_values)"
+            ~ " select '" ~ invocation_id ~ "', '" ~ part_md5 ~ "', found.key_values from ("
+            ~ " select distinct array[" ~ (keys | join('::text, ')) ~ "::text] as key_values"
+            ~ " from (" ~ part ~ ") as part"
+            ~ " union all select null::text[]) as found"
+            ~ " where not exists (select from " ~ cache ~ " as done where done.invocation_id = '"
+            ~ invocation_id ~ "' and done.part_md5 = '" ~ part_md5 ~ "' and done.key_values is null)"
+        ) -%}
+    {%- endfor -%}
+    {%- set columns = [] -%}
+    {%- for key in keys -%}
+        {%- do columns.append('key_values[' ~ loop.index ~ '] as ' ~ key) -%}
+    {%- endfor -%}
+    {{- return(run_query(
+        "select distinct " ~ (columns | join(', ')) ~ " from " ~ cache
+        ~ " where invocation_id = '" ~ invocation_id ~ "' and key_values is not null"
+        ~ " and part_md5 in (" ~ ((hashes or ["''"]) | join(', ')) ~ ")"
+    )) -}}
 {%- endmacro %}
 
 {#- Filter for the model's first CTE: its rows for the touched entities only on an entity
@@ -163,9 +228,7 @@
     {%- set declared = changed_by_config() -%}
     {%- set prefix = alias ~ '.' if alias else '' -%}
     {%- set keys = declared['keys'] -%}
-    {%- set found = run_query(
-        'select distinct ' ~ (keys | join(', ')) ~ ' from (' ~ changed_keys_sql() ~ ') as changed'
-    ) -%}
+    {%- set found = changed_keys_found() -%}
     {%- if found.rows | length == 0 -%}
         false
     {%- elif found.rows | length > var('changed_keys_inline_limit', 20000) -%}
