@@ -132,3 +132,35 @@
     $indexes$
     {%- endif -%}
 {%- endmacro %}
+
+{#- The not_null constraints of the model's contract that its table lacks, added on an
+    incremental run (dbt declares them only when it creates a table), so a constraint added
+    to the YAML reaches an existing warehouse without a --full-refresh. The database then
+    guards those columns on every write, in place of not_null tests. -#}
+{% macro star_ensure_not_null() -%}
+    {%- set columns = [] -%}
+    {%- if model.config.contract.enforced and is_incremental() -%}
+        {%- for column in model.columns.values() -%}
+            {%- if column.constraints | selectattr('type', 'equalto', 'not_null') | list -%}
+                {%- do columns.append(column.name) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- if columns -%}
+    do $not_null$
+    declare
+        missing text;
+    begin
+        for missing in
+            select attribute.attname from pg_attribute as attribute
+            where
+                attribute.attrelid = '{{ this }}'::regclass
+                and attribute.attname in ('{{ columns | join("', '") }}')
+                and not attribute.attnotnull
+        loop
+            execute format('alter table {{ this }} alter column %I set not null', missing);
+        end loop;
+    end
+    $not_null$
+    {%- endif -%}
+{%- endmacro %}
