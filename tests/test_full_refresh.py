@@ -38,6 +38,8 @@ TABLES = (
     "marts.user_feedback_summary", "marts.user_recommendations_summary",
     "marts.user_session_stats", "marts.user_topics", "marts.user_focus_areas",
     "marts.data_completeness", "marts.user_data_metadata",
+    "intermediate.int_quality_expected_records",
+    "intermediate.int_quality_expected_events_by_load",
 )
 
 

@@ -217,6 +217,24 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Filter for a staging model of a versioned stream (sessions, attempts, users) read for
+    the touched entities: its record key limited to the records any version of which
+    belongs to a touched entity (`<key> = any(array(...))`, through the raw record-key
+    index). It pushes into the staging DISTINCT ON, so only those records' versions are
+    ranked; a record that moved between entities is found from either. `true` when the
+    whole model is recomputed. Combine it with in_changed_batch() on the winners. -#}
+{% macro in_changed_batch_records(stream) -%}
+    {%- if is_changed_batch() -%}
+        {%- set key = versioned_stream_id(stream) -%}
+        {{ key }} = any(array(
+            select versions.{{ key }} from {{ source('raw', stream) }} as versions
+            where {{ changed_batch_predicate('versions') }}
+        ))
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
 {#- The touched keys as constant lists, one per key column (`org_id in ('...', ...) and
     user_id in (...)`): constants push down through views and GROUP BY and PostgreSQL
     hashes long IN lists, where a semi-join on a subquery would aggregate everything first.

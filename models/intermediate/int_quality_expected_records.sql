@@ -1,41 +1,72 @@
-{{ config(materialized='table', indexes=[{'columns': ['org_id', 'user_id']}]) }}
--- The records the marts should hold per stream, org and user: data_completeness sums it
--- per stream and user_data_metadata per user. Orgs, users, scenarios, completed attempts
--- and sessions are the current versions in staging (one per key); KPI events are the sum
--- of int_quality_expected_events_by_load, which counts each load once, so no build
--- re-deduplicates the whole event history. org_id and user_id are null for the streams
--- without them (org_id for orgs is the org itself).
-select
-    'orgs' as stream,
-    org_id,
-    null::text as user_id,
-    count(*) as records_expected
-from {{ ref('stg_orgs') }}
-group by org_id
-union all
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_changed',
+    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['users', 'sessions', 'attempts', 'kpi_events'], 'as_of': false},
+    on_schema_change='fail',
+    indexes=[{'columns': ['org_id', 'user_id']}],
+) }}
+{%- set in_batch = in_changed_batch() -%}
+-- The records the marts should hold per user-level stream, org and user: data_completeness
+-- sums it per stream and user_data_metadata per user. Users, completed attempts and
+-- sessions are the current versions in staging (one per key); KPI events are the sum of
+-- int_quality_expected_events_by_load, which counts each load once, so no build
+-- re-deduplicates the whole event history. Entity-incremental (replace_changed): a build
+-- recounts the users its new loads touched, ranking only the versions of their sessions
+-- and attempts (any version of a record delivered under a touched user brings the record
+-- in, so a record that moved to another user is recounted for both). Orgs and scenarios
+-- have no user: data_completeness counts them itself.
+with current_users as (
+    select
+        org_id,
+        user_id
+    from {{ ref('stg_users') }}
+    where {{ in_batch }}
+),
+
+current_sessions as (
+    select
+        org_id,
+        user_id
+    from {{ ref('stg_sessions') }}
+    where
+        {{ in_batch }}
+        and {{ in_changed_batch_records('sessions') }}
+),
+
+completed_attempts as (
+    select
+        org_id,
+        user_id
+    from {{ ref('stg_attempts') }}
+    where
+        status = 'completed'
+        and {{ in_batch }}
+        and {{ in_changed_batch_records('attempts') }}
+),
+
+expected_events as (
+    select
+        org_id,
+        user_id,
+        records_expected
+    from {{ ref('int_quality_expected_events_by_load') }}
+    where {{ in_batch }}
+)
+
 select
     'users' as stream,
     org_id,
     user_id,
     count(*) as records_expected
-from {{ ref('stg_users') }}
+from current_users
 group by org_id, user_id
-union all
-select
-    'scenarios' as stream,
-    org_id,
-    null::text as user_id,
-    count(*) as records_expected
-from {{ ref('stg_scenarios') }}
-group by org_id
 union all
 select
     'attempts' as stream,
     org_id,
     user_id,
     count(*) as records_expected
-from {{ ref('stg_attempts') }}
-where status = 'completed'
+from completed_attempts
 group by org_id, user_id
 union all
 select
@@ -43,7 +74,7 @@ select
     org_id,
     user_id,
     count(*) as records_expected
-from {{ ref('stg_sessions') }}
+from current_sessions
 group by org_id, user_id
 union all
 select
@@ -51,5 +82,5 @@ select
     org_id,
     user_id,
     sum(records_expected) as records_expected
-from {{ ref('int_quality_expected_events_by_load') }}
+from expected_events
 group by org_id, user_id

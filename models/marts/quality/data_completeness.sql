@@ -30,6 +30,16 @@ expected as (
         sum(records_expected) as rows_expected
     from {{ ref('int_quality_expected_records') }}
     group by stream
+    union all
+    select
+        'orgs' as stream,
+        count(*) as rows_expected
+    from {{ ref('stg_orgs') }}
+    union all
+    select
+        'scenarios' as stream,
+        count(*) as rows_expected
+    from {{ ref('stg_scenarios') }}
 ),
 
 in_marts as (

@@ -2,6 +2,8 @@
     incremental_strategy='replace_changed',
     changed_by={'keys': ['org_id', 'user_id'], 'streams': ['users', 'sessions', 'attempts', 'kpi_events'], 'as_of': false},
 ) }}
+{#- the touched-users filter, rendered once for the six relations it applies to -#}
+{%- set in_batch = in_changed_batch() -%}
 -- The per-user metadata block of the user export: one row per user (dim_users).
 -- first/last_data_date: the first and last UTC date of any of the user's records in the
 -- marts (session started_at, completed attempt started_at, KPI event occurred_at);
@@ -16,7 +18,7 @@ with users as (
         user_id,
         org_id
     from {{ ref('dim_users') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch }}
 ),
 
 metric_count as (
@@ -31,7 +33,7 @@ user_sessions as (
         min(started_at) as first_at,
         max(started_at) as last_at
     from {{ ref('fact_sessions') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch }}
     group by user_id
 ),
 
@@ -42,7 +44,7 @@ user_attempts as (
         min(started_at) as first_at,
         max(started_at) as last_at
     from {{ ref('fact_scenario_attempts') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch }}
     group by user_id
 ),
 
@@ -53,7 +55,7 @@ user_events as (
         min(occurred_at) as first_at,
         max(occurred_at) as last_at
     from {{ ref('fact_kpi_events') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch }}
     group by user_id
 ),
 
@@ -62,7 +64,7 @@ user_metric_values as (
         user_id,
         count(*) as metric_values
     from {{ ref('fact_session_metrics') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch }}
     group by user_id
 ),
 
@@ -72,7 +74,7 @@ expected_records as (
         sum(records_expected) as records_expected
     from {{ ref('int_quality_expected_records') }}
     where
-        {{ in_changed_batch() }}
+        {{ in_batch }}
         and stream in ('attempts', 'sessions', 'kpi_events')
     group by user_id
 ),
