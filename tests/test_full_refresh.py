@@ -126,7 +126,10 @@ def _build(
 ) -> None:
     database.warehouse(
         "build", "--vars",
-        f"{{as_of: '{as_of.isoformat()}', lookback_days: {lookback_days}}}", *SELECT, *extra,
+        # changed_records_max_share 1: the touched records' versions are always ranked
+        # through the record-key filter, the path a daily load touching few users takes
+        f"{{as_of: '{as_of.isoformat()}', lookback_days: {lookback_days},"
+        " changed_records_max_share: 1}", *SELECT, *extra,
     )
 
 
@@ -161,6 +164,12 @@ def test_incremental_equals_full_refresh(fresh_database: Database, batches) -> N
     habits_sql = (executed / "marts" / "analytics" / "user_practice_habits.sql").read_text()
     assert "where org_id in ('" in stats_sql and "and user_id in ('" in stats_sql
     assert "user_id in ('" not in habits_sql
+    # ... ranking only the versions of the touched users' and orgs' records
+    compiled = executed.parents[2] / "compiled" / "training_warehouse" / "models"
+    expected_sql = (compiled / "intermediate" / "int_quality_expected_records.sql").read_text()
+    trends_sql = (compiled / "marts" / "kpi" / "kpi_weekly_trends.sql").read_text()
+    assert "session_id = any(array(" in expected_sql and "attempt_id = any(array(" in expected_sql
+    assert "attempt_id = any(array(" in trends_sql
 
     # the late files did what they should, incrementally
     assert not db.query(

@@ -222,17 +222,30 @@
     belongs to a touched entity (`<key> = any(array(...))`, through the raw record-key
     index). It pushes into the staging DISTINCT ON, so only those records' versions are
     ranked; a record that moved between entities is found from either. `true` when the
-    whole model is recomputed. Combine it with in_changed_batch() on the winners. -#}
-{% macro in_changed_batch_records(stream) -%}
-    {%- if is_changed_batch() -%}
-        {%- set key = versioned_stream_id(stream) -%}
-        {{ key }} = any(array(
-            select versions.{{ key }} from {{ source('raw', stream) }} as versions
-            where {{ changed_batch_predicate('versions') }}
-        ))
-    {%- else -%}
-        true
+    whole model is recomputed, and when the touched entities hold more than a fifth
+    (var changed_records_max_share) of the stream's rows (a load touching most users):
+    ranking everything in one pass is then cheaper than that many index probes. Combine it with in_changed_batch() on the
+    winners. `alias` qualifies the key column. -#}
+{% macro in_changed_batch_records(stream, alias=none) -%}
+    {%- if not is_changed_batch() -%}
+        {{- return('true') -}}
     {%- endif -%}
+    {%- set key = versioned_stream_id(stream) -%}
+    {%- set touched_versions -%}
+        select versions.{{ key }} from {{ source('raw', stream) }} as versions
+        where {{ changed_batch_predicate('versions') }}
+    {%- endset -%}
+    {%- set sizes = run_query(
+        "select (select count(*) from (" ~ touched_versions ~ ") as touched)"
+        ~ " > " ~ var('changed_records_max_share', 0.2) ~ " * (select coalesce(sum(ledger.rows_loaded), 0) from " ~ source('raw', 'load_ledger')
+        ~ " as ledger where ledger.stream = '" ~ stream ~ "')"
+    ) -%}
+    {%- if sizes.rows[0][0] -%}
+        {{- return('true') -}}
+    {%- endif -%}
+    {{ alias ~ '.' if alias else '' }}{{ key }} = any(array(
+            {{ touched_versions }}
+        ))
 {%- endmacro %}
 
 {#- The touched keys as constant lists, one per key column (`org_id in ('...', ...) and

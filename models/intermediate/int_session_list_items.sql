@@ -1,7 +1,10 @@
 -- The JSON lists of each session, one row per element: list_name 'topics' or
 -- 'areas_to_improve', the element text and its position in the list (1-based). A list that
 -- is null or not a JSON array gives no rows.
-with sessions as (
+-- not materialized: both branches read it, and a filter on the view (the touched users of
+-- an incremental mart) must reach fact_sessions' (org_id, user_id, started_at) index
+-- instead of a full copy of the sessions being spooled first.
+with sessions as not materialized (
     select
         session_id,
         org_id,

@@ -2,7 +2,10 @@
     materialized='incremental',
     incremental_strategy='replace_changed',
     changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions', 'users'], 'as_of': false},
-    indexes=[{'columns': ['org_id', 'user_id', 'local_date']}],
+    indexes=[
+        {'columns': ['org_id', 'user_id', 'local_date']},
+        {'columns': ['session_id'], 'unique': True},
+    ],
     post_hook=["{{ star_analyze() }}"],
 ) }}
 -- Every session with its user's local wall-clock time: the user's current IANA time zone

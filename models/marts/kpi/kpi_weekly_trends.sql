@@ -13,7 +13,9 @@ with attempts as (
         attempt_id,
         week_start
     from {{ ref('int_star_attempts') }}
-    where {{ in_changed_batch() }}
+    where
+        {{ in_changed_batch() }}
+        and {{ in_changed_batch_records('attempts') }}
 ),
 
 event_counts as (

@@ -13,6 +13,9 @@
 -- and KPI events in staging; 100 when nothing is expected); metric_coverage_pct = 100 ×
 -- voice-metric values present / (sessions × metrics in metric_definitions), null without
 -- sessions.
+-- The per-user aggregates are materialized: each is computed once and then joined, where
+-- an inlined aggregate could be re-run once per user inside a nested loop (seen: 60 users
+-- x 60 k events = 0.8 s instead of 20 ms).
 with users as (
     select
         user_id,
@@ -26,7 +29,7 @@ metric_count as (
     from {{ ref('metric_definitions') }}
 ),
 
-user_sessions as (
+user_sessions as materialized (
     select
         user_id,
         count(*) as sessions,
@@ -37,7 +40,7 @@ user_sessions as (
     group by user_id
 ),
 
-user_attempts as (
+user_attempts as materialized (
     select
         user_id,
         count(*) as attempts,
@@ -48,7 +51,7 @@ user_attempts as (
     group by user_id
 ),
 
-user_events as (
+user_events as materialized (
     select
         user_id,
         count(*) as kpi_events,
@@ -59,7 +62,7 @@ user_events as (
     group by user_id
 ),
 
-user_metric_values as (
+user_metric_values as materialized (
     select
         user_id,
         count(*) as metric_values
@@ -68,7 +71,7 @@ user_metric_values as (
     group by user_id
 ),
 
-expected_records as (
+expected_records as materialized (
     select
         user_id,
         sum(records_expected) as records_expected

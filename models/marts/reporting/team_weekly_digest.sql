@@ -27,7 +27,9 @@ attempts as (
         case when attempts.is_completed then attempts.score end as completed_score
     from {{ ref('int_star_attempts') }} as attempts
     left join users on attempts.user_id = users.user_id
-    where {{ in_changed_batch('attempts') }}
+    where
+        {{ in_changed_batch('attempts') }}
+        and {{ in_changed_batch_records('attempts', 'attempts') }}
 ),
 
 team_weeks as (
