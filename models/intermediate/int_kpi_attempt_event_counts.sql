@@ -1,8 +1,10 @@
+{#- the watermark (highest _load_id held) in one index probe -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['org_id', 'attempt_id'],
     on_schema_change='fail',
+    indexes=[{'columns': ['_load_id']}],
     post_hook=[
         "{{ star_primary_key(['org_id', 'attempt_id', 'event_type']) }}",
         "{{ star_analyze() }}",

@@ -3,7 +3,7 @@
     incremental_strategy='delete+insert',
     unique_key=['_load_id'],
     on_schema_change='fail',
-    indexes=[{'columns': ['org_id', 'user_id']}],
+    indexes=[{'columns': ['org_id', 'user_id']}, {'columns': ['_load_id']}],
     post_hook=["{{ star_analyze() }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
