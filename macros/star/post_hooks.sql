@@ -164,3 +164,30 @@
     $not_null$
     {%- endif -%}
 {%- endmacro %}
+
+{#- The primary key the model's YAML declares (a model-level constraint of an enforced
+    contract, which dbt creates with a new table), added to a table built before it was
+    declared, so it reaches an existing warehouse without a --full-refresh. With the key
+    enforced on every write, the model's primary_key test only checks the constraint. -#}
+{% macro star_ensure_primary_key() -%}
+    {%- set declared = [] -%}
+    {%- if model.config.materialized in ('incremental', 'table') -%}
+        {%- for constraint in model.constraints or [] -%}
+            {%- if constraint.type == 'primary_key' -%}
+                {%- do declared.append(constraint.columns) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- if declared -%}
+    do $primary_key$
+    begin
+        if not exists (
+            select from pg_constraint
+            where conrelid = '{{ this }}'::regclass and contype = 'p'
+        ) then
+            alter table {{ this }} add primary key ({{ declared[0] | join(', ') }});
+        end if;
+    end
+    $primary_key$
+    {%- endif -%}
+{%- endmacro %}

@@ -3,8 +3,11 @@
     incremental_strategy='delete+insert',
     unique_key=['_load_id'],
     on_schema_change='fail',
-    indexes=[{'columns': ['org_id', 'user_id']}, {'columns': ['_load_id']}],
-    post_hook=["{{ star_analyze() }}"],
+    indexes=[{'columns': ['org_id', 'user_id']}],
+    post_hook=[
+        "{{ star_primary_key(['_load_id', 'org_id', 'user_id']) }}",
+        "{{ star_analyze() }}",
+    ],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
 -- The KPI events the marts should hold, counted per load, org and user so a build reads

@@ -4,6 +4,7 @@
     changed_by={'keys': ['org_id', 'user_id'], 'streams': ['users', 'sessions', 'attempts', 'kpi_events'], 'as_of': false},
     on_schema_change='fail',
     indexes=[{'columns': ['org_id', 'user_id']}],
+    post_hook=["{{ star_primary_key(['stream', 'org_id', 'user_id']) }}"],
 ) }}
 {%- set in_batch = in_changed_batch() -%}
 -- The records the marts should hold per user-level stream, org and user: data_completeness
