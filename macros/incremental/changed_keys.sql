@@ -63,6 +63,14 @@
         'a query run it once per build (macros/incremental/changed_keys.sql). Rows of a build '
         'are deleted when it ends; rows of a crashed build after a day.';
     delete from {{ touched_keys_relation() }} where created_at < now() - interval '1 day';
+    create table if not exists {{ view_fingerprints_relation() }} (
+        relation text primary key,
+        fingerprint text not null,
+        built_at timestamptz not null default now()
+    );
+    comment on table {{ view_fingerprints_relation() }} is
+        'Per view: the fingerprint of the definition it was last built from; an unchanged view '
+        'is not rebuilt (macros/materializations/view.sql).';
 {% endmacro %}
 
 {% macro touched_keys_relation() -%}
