@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -191,9 +192,19 @@ def test_incremental_equals_full_refresh(fresh_database: Database, batches) -> N
     assert unresolved_after < unresolved_before, "late attempts resolve their events' time"
 
     # a run with nothing new that re-reads every load through the lookback window (as a
-    # cron run re-reads the last days) changes nothing
+    # cron run re-reads the last days) changes nothing. A view that disappeared (as views
+    # do when what they read is dropped in cascade) is rebuilt; unchanged ones are left.
+    with db.connect(autocommit=True) as conn:
+        conn.execute("drop view staging.stg_orgs")
     _build(db, lookback_days=30)
     assert _fingerprints(db) == incremental, "re-reading loads in the lookback changed rows"
+    results = json.loads((executed.parents[2] / "run_results.json").read_text())
+    outcome = {
+        result["unique_id"].rsplit(".", 1)[-1]: result["adapter_response"].get("_message")
+        for result in results["results"]
+    }
+    assert outcome["stg_orgs"] == "CREATE VIEW"
+    assert outcome["stg_users"] == "SELECT 1", "an unchanged view is not rebuilt"
 
     _build(db, "--full-refresh")
     full = _fingerprints(db)
