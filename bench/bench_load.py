@@ -232,8 +232,8 @@ def main() -> None:
         incremental_s = build("bench_warehouse", "--vars", "{lookback_days: 0}")
         results.update(build_full_s=full_s, build_incremental_s=incremental_s)
         print(
-            f"dbt build: full {full_s:.0f} s, incremental after +1% data {incremental_s:.0f} s"
-            f" ({100 * incremental_s / full_s:.0f}% of full)"
+            f"dbt build: full {full_s:.1f} s, incremental after +1% data {incremental_s:.1f} s"
+            f" ({100 * incremental_s / full_s:.1f}% of full)"
         )
 
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -265,9 +265,9 @@ def write_readme(results: dict) -> None:
     if "build_full_s" in results:
         lines += [
             "",
-            f"dbt build at this scale: full {results['build_full_s']:.0f} s; incremental after "
-            f"adding ~1% new data (lookback_days 0) {results['build_incremental_s']:.0f} s "
-            f"({100 * results['build_incremental_s'] / results['build_full_s']:.0f}% of full). "
+            f"dbt build at this scale: full {results['build_full_s']:.1f} s; incremental after "
+            f"adding ~1% new data (lookback_days 0) {results['build_incremental_s']:.1f} s "
+            f"({100 * results['build_incremental_s'] / results['build_full_s']:.1f}% of full). "
             "Each build is timed on a settled server (VACUUM ANALYZE and CHECKPOINT first, "
             "as autovacuum leaves it between scheduled runs), 2 dbt threads.",
         ]
