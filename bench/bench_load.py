@@ -233,7 +233,7 @@ def main() -> None:
         results.update(
             build_full_s=full_s,
             build_incremental_s=incremental_s,
-            dbt_threads=int(os.environ.get("WAREHOUSE_DBT_THREADS", (os.cpu_count() or 1) + 1)),
+            dbt_threads=int(os.environ.get("WAREHOUSE_DBT_THREADS", os.cpu_count() or 2)),
         )
         print(
             f"dbt build: full {full_s:.1f} s, incremental after +1% data {incremental_s:.1f} s"

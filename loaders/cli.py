@@ -178,11 +178,9 @@ def dbt_command(args: list[str]) -> int:
     root = project_root()
     env = dict(os.environ)
     env.setdefault("DBT_PROFILES_DIR", str(root))
-    # one dbt thread more than cores: each node spends part of its time in dbt's own Python
-    # (compiling, bookkeeping) while the database is idle, and the extra thread fills that
-    # time (an incremental build ran 0.6 s faster on 2 cores; a full build, bound by the
-    # database, the same). profiles.yml reads it; set it to override.
-    env.setdefault("WAREHOUSE_DBT_THREADS", str((os.cpu_count() or 1) + 1))
+    # one dbt thread per core: the builds are CPU-bound in the database (on 2 cores, 3 or 4
+    # threads measured no faster than 2, within run-to-run noise). profiles.yml reads it.
+    env.setdefault("WAREHOUSE_DBT_THREADS", str(os.cpu_count() or 2))
     env["DO_NOT_TRACK"] = "1"
     dbt = Path(sys.executable).with_name("dbt")
     command = [str(dbt) if dbt.exists() else "dbt", *args]
