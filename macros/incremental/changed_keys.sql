@@ -181,7 +181,8 @@
     {{- return(parts) -}}
 {%- endmacro %}
 
-{#- The distinct touched keys (an agate table, one column per key). Each part's result is
+{#- The distinct touched keys (an agate table, one column per key, and is_marker: one
+    row with null keys marks the set as computed). Each part's result is
     kept in batch_touched_keys for this invocation, keyed by the md5 of its SQL (which
     inlines its load ids): the models sharing a part (16 user models read the same session
     loads), and each model's strategy after its compile, read the stored keys instead of
@@ -190,6 +191,21 @@
 {% macro changed_keys_found() -%}
     {%- set keys = changed_by_config()['keys'] -%}
     {%- set cache = touched_keys_relation() -%}
+    {%- set this_run = "invocation_id = '" ~ invocation_id ~ "'" -%}
+    {#- the model's own entry: the union of its parts, computed once per build (the
+        model's SQL and its strategy each ask several times) -#}
+    {%- set model_md5 = local_md5('model|' ~ this) -%}
+    {%- set columns = [] -%}
+    {%- for key in keys -%}
+        {%- do columns.append('key_values[' ~ loop.index ~ '] as ' ~ key) -%}
+    {%- endfor -%}
+    {%- set read_model_keys = "select distinct " ~ (columns | join(', '))
+        ~ ", key_values is null as is_marker from " ~ cache
+        ~ " where " ~ this_run ~ " and part_md5 = '" ~ model_md5 ~ "'" -%}
+    {%- set found = run_query(read_model_keys) -%}
+    {%- if found.rows | length > 0 -%}
+        {{- return(found) -}}
+    {%- endif -%}
     {%- set hashes = [] -%}
     {%- for part in changed_keys_parts() -%}
         {%- set part_md5 = local_md5((keys | join(',')) ~ '|' ~ part) -%}
@@ -200,19 +216,18 @@
             ~ " select distinct array[" ~ (keys | join('::text, ')) ~ "::text] as key_values"
             ~ " from (" ~ part ~ ") as part"
             ~ " union all select null::text[]) as found"
-            ~ " where not exists (select from " ~ cache ~ " as done where done.invocation_id = '"
-            ~ invocation_id ~ "' and done.part_md5 = '" ~ part_md5 ~ "' and done.key_values is null)"
+            ~ " where not exists (select from " ~ cache ~ " as done where done." ~ this_run
+            ~ " and done.part_md5 = '" ~ part_md5 ~ "' and done.key_values is null)"
         ) -%}
     {%- endfor -%}
-    {%- set columns = [] -%}
-    {%- for key in keys -%}
-        {%- do columns.append('key_values[' ~ loop.index ~ '] as ' ~ key) -%}
-    {%- endfor -%}
-    {{- return(run_query(
-        "select distinct " ~ (columns | join(', ')) ~ " from " ~ cache
-        ~ " where invocation_id = '" ~ invocation_id ~ "' and key_values is not null"
-        ~ " and part_md5 in (" ~ ((hashes or ["''"]) | join(', ')) ~ ")"
-    )) -}}
+    {%- do run_query(
+        "insert into " ~ cache ~ " (invocation_id, part_md5, key_values)"
+        ~ " select '" ~ invocation_id ~ "', '" ~ model_md5 ~ "', found.key_values from ("
+        ~ " select distinct key_values from " ~ cache ~ " where " ~ this_run
+        ~ " and key_values is not null and part_md5 in (" ~ ((hashes or ["''"]) | join(', ')) ~ ")"
+        ~ " union all select null::text[]) as found"
+    ) -%}
+    {{- return(run_query(read_model_keys)) -}}
 {%- endmacro %}
 
 {#- Filter for the model's first CTE: its rows for the touched entities only on an entity
@@ -268,9 +283,11 @@
     {%- set prefix = alias ~ '.' if alias else '' -%}
     {%- set keys = declared['keys'] -%}
     {%- set found = changed_keys_found() -%}
-    {%- if found.rows | length == 0 -%}
+    {#- one row is the marker that the keys were computed (null keys, is_marker true) -#}
+    {%- set touched = (found.rows | length) - (found.columns[keys | length].values() | select | list | length) -%}
+    {%- if touched == 0 -%}
         false
-    {%- elif found.rows | length > var('changed_keys_inline_limit', 20000) -%}
+    {%- elif touched > var('changed_keys_inline_limit', 20000) -%}
         ({% for key in keys %}{{ prefix }}{{ key }}{{ ', ' if not loop.last }}{% endfor %}) in (
         {{ changed_keys_sql() }}
     )
