@@ -8,7 +8,8 @@
     exists, is left as it is; otherwise dbt's own view materialization runs and the new
     fingerprint is recorded. A view dropped with what it reads (a --full-refresh of a table
     drops its views in cascade) no longer exists and is rebuilt; --full-refresh rebuilds
-    every view. Fingerprints live in intermediate.view_fingerprints (on-run-start).
+    every view. Fingerprints live in intermediate.view_fingerprints (ensure_view_fingerprints,
+    on-run-start).
 -#}
 {% materialization view, adapter='postgres' %}
     {%- set registry = view_fingerprints_relation() -%}
@@ -44,3 +45,16 @@
 {% macro view_fingerprints_relation() -%}
     {{- generate_schema_name('intermediate') | trim }}.view_fingerprints
 {%- endmacro %}
+
+{#- on-run-start: the fingerprint registry exists before any view reads it. -#}
+{% macro ensure_view_fingerprints() %}
+    create schema if not exists {{ generate_schema_name('intermediate') | trim }};
+    create table if not exists {{ view_fingerprints_relation() }} (
+        relation text primary key,
+        fingerprint text not null,
+        built_at timestamptz not null default now()
+    );
+    comment on table {{ view_fingerprints_relation() }} is
+        'Per view: the fingerprint of the definition it was last built from; an unchanged view '
+        'is not rebuilt (materializations/view.sql).';
+{% endmacro %}

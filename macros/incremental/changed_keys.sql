@@ -63,14 +63,6 @@
         'a query run it once per build (macros/incremental/changed_keys.sql). Rows of a build '
         'are deleted when it ends; rows of a crashed build after a day.';
     delete from {{ touched_keys_relation() }} where created_at < now() - interval '1 day';
-    create table if not exists {{ view_fingerprints_relation() }} (
-        relation text primary key,
-        fingerprint text not null,
-        built_at timestamptz not null default now()
-    );
-    comment on table {{ view_fingerprints_relation() }} is
-        'Per view: the fingerprint of the definition it was last built from; an unchanged view '
-        'is not rebuilt (macros/materializations/view.sql).';
 {% endmacro %}
 
 {% macro touched_keys_relation() -%}
@@ -247,8 +239,8 @@
     ranked; a record that moved between entities is found from either. `true` when the
     whole model is recomputed, and when the touched entities hold more than a fifth
     (var changed_records_max_share) of the stream's rows (a load touching most users):
-    ranking everything in one pass is then cheaper than that many index probes. Combine it with in_changed_batch() on the
-    winners. `alias` qualifies the key column. -#}
+    ranking everything in one pass is then cheaper than that many index probes. Combine it
+    with in_changed_batch() on the winners. `alias` qualifies the key column. -#}
 {% macro in_changed_batch_records(stream, alias=none) -%}
     {%- if not is_changed_batch() -%}
         {{- return('true') -}}

@@ -26,10 +26,11 @@
 {% macro star_in_recent_loads(stream, alias=none) -%}
     {%- set prefix = alias ~ '.' if alias else '' -%}
     {%- set key = versioned_stream_id(stream) -%}
-    {{ prefix }}_load_id in ({{ star_recent_loads(stream) }})
+    {%- set loads = star_recent_loads(stream) -%}
+    {{ prefix }}_load_id in ({{ loads }})
     and {{ prefix }}{{ key }} = any(array(
         select delivered.{{ key }} from {{ source('raw', stream) }} as delivered
-        where delivered._load_id in ({{ star_recent_loads(stream) }})
+        where delivered._load_id in ({{ loads }})
     ))
 {%- endmacro %}
 

@@ -179,16 +179,7 @@
         {%- endfor -%}
     {%- endif -%}
     {%- if declared -%}
-    do $primary_key$
-    begin
-        if not exists (
-            select from pg_constraint
-            where conrelid = '{{ this }}'::regclass and contype = 'p'
-        ) then
-            alter table {{ this }} add primary key ({{ declared[0] | join(', ') }});
-        end if;
-    end
-    $primary_key$
+        {{- star_primary_key(declared[0]) -}}
     {%- endif -%}
 {%- endmacro %}
 
