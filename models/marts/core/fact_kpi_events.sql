@@ -1,6 +1,6 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='replace_held',
     unique_key=['org_id', 'id'],
     on_schema_change='fail',
     indexes=[
@@ -28,7 +28,8 @@
 -- KPI events (the first loaded row of each event_id), with occurred_at resolved: as
 -- delivered, else the attempt's started_at + timestamp_ms (attempt matched on org_id and
 -- attempt_id, any status), else null while the attempt is unknown.
--- Incremental on (org_id, id): takes the events of the loads since the watermark minus the
+-- Incremental on (org_id, id), strategy replace_held (a delete+insert whose delete probes
+-- only the batch rows the fact can hold, macros/star/incremental.sql): takes the events of the loads since the watermark minus the
 -- lookback that the fact does not hold yet (an event it holds from the same or an earlier
 -- load is unchanged, so re-reading the lookback window costs one index probe per event),
 -- and re-resolves the events already in the fact whose attempt was (re)delivered in the
