@@ -8,6 +8,8 @@ password.
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -107,3 +109,49 @@ def test_star_tables_declare_keys_for_bi_tools(built_warehouse) -> None:
     for fact in ("fact_scenario_attempts", "fact_kpi_events", "fact_sessions"):
         assert {(fact, "dim_orgs"), (fact, "dim_users"), (fact, "dim_time")} <= foreign
     assert ("fact_session_metrics", "fact_sessions") in foreign
+
+
+METRICS = "'pace', 'pitch', 'volume', 'pauses', 'clarity', 'confidence'"
+ACCEPTED_VALUES = {
+    ("dim_users", "role"): "'trainee', 'manager', 'admin'",
+    ("dim_scenarios", "difficulty"): "'easy', 'medium', 'hard'",
+    ("leaderboards", "period_type"): "'week', 'month'",
+    ("user_session_stats", "period"): "'week', 'month'",
+    ("user_metric_stats", "metric"): METRICS,
+    ("user_metric_trends", "metric"): METRICS,
+    ("user_metric_trends", "trend_direction"): "'improving', 'declining', 'stable'",
+    ("user_metric_trends", "trend_strength"): "'strong', 'moderate', 'weak'",
+    ("user_metric_patterns", "metric"): METRICS,
+    ("user_metric_patterns", "pattern"):
+        "'volatile', 'rapid_improvement', 'consistent_improvement', 'declining', 'plateau', 'none'",
+    ("user_comparisons", "metric"): METRICS,
+    ("user_comparisons", "comparison"): "'baseline', 'last_week', 'last_month', 'peak'",
+    ("user_predictions", "metric"): METRICS,
+    ("user_predictions", "horizon"): "'next_week', 'next_month', 'next_quarter'",
+    ("user_best_worst_sessions", "kind"): "'best', 'worst'",
+    ("data_completeness", "stream"):
+        "'orgs', 'users', 'scenarios', 'attempts', 'sessions', 'kpi_events'",
+}
+
+
+def test_category_columns_accept_only_their_values(built_warehouse) -> None:
+    """The marts' category columns carry check constraints (the database refuses any other
+    value on every write), and every row built meets them."""
+    declared = {
+        (row[0], row[1]): row[2] for row in built_warehouse.query(
+            "select c.relname, a.attname, pg_get_constraintdef(k.oid) from pg_constraint k"
+            " join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace"
+            " join pg_attribute a on a.attrelid = k.conrelid and a.attnum = any(k.conkey)"
+            " where n.nspname = 'marts' and k.contype = 'c'"
+        )
+    }
+    for (table, column), values in ACCEPTED_VALUES.items():
+        definition = declared[(table, column)]
+        expected = {value.strip(" '") for value in values.split(",")}
+        assert set(re.findall(r"'([^']*)'::text", definition)) == expected, definition
+        outside = built_warehouse.query(
+            f"select count(*) from marts.{table} where {column} <> all(%s)", (sorted(expected),)
+        )[0][0]
+        assert outside == 0
+    with built_warehouse.connect() as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("update marts.dim_scenarios set difficulty = 'extreme'")

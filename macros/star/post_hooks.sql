@@ -165,6 +165,43 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The check constraints of an enforced contract's columns (the accepted values of a
+    mart's category columns: the database refuses any other value on every write, where a
+    test would find it after the build), added to a table built before they were declared,
+    so they reach an existing warehouse without a --full-refresh. A column counts as checked
+    when any check constraint covers it (dbt creates column checks unnamed, so PostgreSQL
+    names them after the table it builds). Adding one validates the rows already there: a
+    row outside the accepted values fails the build, naming the constraint. -#}
+{% macro star_ensure_checks() -%}
+    {%- set checks = [] -%}
+    {%- if model.config.contract.enforced and is_incremental() -%}
+        {%- for column in model.columns.values() -%}
+            {%- for constraint in column.constraints if constraint.type == 'check' -%}
+                {%- do checks.append({'column': column.name, 'name': constraint.name or (this.identifier ~ '_' ~ column.name ~ '_check'), 'expression': constraint.expression}) -%}
+            {%- endfor -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- if checks -%}
+    do $checks$
+    begin
+        {%- for check in checks %}
+        if not exists (
+            select from pg_constraint as present
+            inner join pg_attribute as attribute
+                on attribute.attrelid = present.conrelid and attribute.attnum = any(present.conkey)
+            where
+                present.conrelid = '{{ this }}'::regclass
+                and present.contype = 'c'
+                and attribute.attname = '{{ check.column }}'
+        ) then
+            alter table {{ this }} add constraint {{ check.name }} check ({{ check.expression }});
+        end if;
+        {%- endfor %}
+    end
+    $checks$
+    {%- endif -%}
+{%- endmacro %}
+
 {#- The primary key the model's YAML declares (a model-level constraint of an enforced
     contract, which dbt creates with a new table), added to a table built before it was
     declared, so it reaches an existing warehouse without a --full-refresh. With the key
@@ -184,8 +221,8 @@
 {%- endmacro %}
 
 {#- The project-wide post-hook, sent as one statement (one round trip per model instead of
-    four): the batch watermark of an entity-incremental model, then the indexes, not_null
-    constraints and primary key declared for the model that its table lacks. Renders
+    five): the batch watermark of an entity-incremental model, then the indexes, not_null
+    and check constraints and primary key declared for the model that its table lacks. Renders
     nothing for a model that needs none of them (views). -#}
 {% macro star_after_build() -%}
     {%- set parts = [] -%}
@@ -193,6 +230,7 @@
         record_batch_watermark(),
         star_ensure_indexes(),
         star_ensure_not_null(),
+        star_ensure_checks(),
         star_ensure_primary_key(),
     ] -%}
         {%- if part | trim -%}
