@@ -69,6 +69,16 @@
     {{- generate_schema_name('intermediate') | trim }}.batch_touched_keys
 {%- endmacro %}
 
+{#- This dbt invocation's answers to the touched-keys questions, kept in memory: a model
+    asks them while its SQL is compiled and again in its strategy, several times each, and
+    every answer is fixed for the invocation (the batch is bounded by batch_ceiling, and a
+    model's watermark moves only in its own post-hook, after the last question). Lives in
+    the `graph` dict, the one object dbt shares between every node of an invocation. -#}
+{% macro invocation_memo() -%}
+    {#- per invocation_id: a process that invokes dbt twice on one manifest starts afresh -#}
+    {{- return(graph.setdefault('training_warehouse_invocation_memo', {}).setdefault(invocation_id, {})) -}}
+{%- endmacro %}
+
 {#- on-run-end: this build's cached touched keys are no longer needed. -#}
 {% macro clear_touched_keys() %}
     delete from {{ touched_keys_relation() }} where invocation_id = '{{ invocation_id }}';
@@ -113,13 +123,18 @@
     {%- if not execute or this is none or not is_incremental() -%}
         {{- return(false) -}}
     {%- endif -%}
-    {%- set declared = changed_by_config() -%}
-    {%- set found = run_query(
-        "select count(*) from " ~ batch_watermarks_relation()
-        ~ " where model = '" ~ this ~ "'"
-        ~ (" and as_of = " ~ as_of_date() if declared['as_of'] else "")
-    ) -%}
-    {{- return(found.columns[0].values()[0] > 0) -}}
+    {%- set memo = invocation_memo() -%}
+    {%- set memo_key = 'is_changed_batch|' ~ this -%}
+    {%- if memo_key not in memo -%}
+        {%- set declared = changed_by_config() -%}
+        {%- set found = run_query(
+            "select count(*) from " ~ batch_watermarks_relation()
+            ~ " where model = '" ~ this ~ "'"
+            ~ (" and as_of = " ~ as_of_date() if declared['as_of'] else "")
+        ) -%}
+        {%- do memo.update({memo_key: found.columns[0].values()[0] > 0}) -%}
+    {%- endif -%}
+    {{- return(memo[memo_key]) -}}
 {%- endmacro %}
 
 {#- The ids of the loads of `stream` this model has not processed (inlined as constants, so
@@ -174,52 +189,54 @@
 {%- endmacro %}
 
 {#- The distinct touched keys (an agate table, one column per key, and is_marker: one
-    row with null keys marks the set as computed). Each part's result is
-    kept in batch_touched_keys for this invocation, keyed by the md5 of its SQL (which
-    inlines its load ids): the models sharing a part (16 user models read the same session
-    loads), and each model's strategy after its compile, read the stored keys instead of
-    running the query again. A part found by two threads at once is stored twice: the
+    row with null keys marks the set as computed). Each part's result is kept in
+    batch_touched_keys for this invocation, keyed by the md5 of its SQL (which inlines its
+    load ids), so the models sharing a part (16 user models read the same session loads)
+    run its query once; a model's keys are the union of its parts' stored keys, read once
+    and remembered for the rest of the invocation (invocation_memo: its SQL and its
+    strategy ask several times). A part found by two threads at once is stored twice: the
     read is distinct. Keys travel as text: they are inlined as quoted constants. -#}
 {% macro changed_keys_found() -%}
+    {%- set memo = invocation_memo() -%}
+    {%- set memo_key = 'changed_keys_found|' ~ this -%}
+    {%- if memo_key in memo -%}
+        {{- return(memo[memo_key]) -}}
+    {%- endif -%}
     {%- set keys = changed_by_config()['keys'] -%}
     {%- set cache = touched_keys_relation() -%}
     {%- set this_run = "invocation_id = '" ~ invocation_id ~ "'" -%}
-    {#- the model's own entry: the union of its parts, computed once per build (the
-        model's SQL and its strategy each ask several times) -#}
-    {%- set model_md5 = local_md5('model|' ~ this) -%}
-    {%- set columns = [] -%}
-    {%- for key in keys -%}
-        {%- do columns.append('key_values[' ~ loop.index ~ '] as ' ~ key) -%}
-    {%- endfor -%}
-    {%- set read_model_keys = "select distinct " ~ (columns | join(', '))
-        ~ ", key_values is null as is_marker from " ~ cache
-        ~ " where " ~ this_run ~ " and part_md5 = '" ~ model_md5 ~ "'" -%}
-    {%- set found = run_query(read_model_keys) -%}
-    {%- if found.rows | length > 0 -%}
-        {{- return(found) -}}
-    {%- endif -%}
     {%- set hashes = [] -%}
     {%- for part in changed_keys_parts() -%}
         {%- set part_md5 = local_md5((keys | join(',')) ~ '|' ~ part) -%}
         {%- do hashes.append("'" ~ part_md5 ~ "'") -%}
-        {%- do run_query(
-            "insert into " ~ cache ~ " (invocation_id, part_md5, key_values)"
-            ~ " select '" ~ invocation_id ~ "', '" ~ part_md5 ~ "', found.key_values from ("
-            ~ " select distinct array[" ~ (keys | join('::text, ')) ~ "::text] as key_values"
-            ~ " from (" ~ part ~ ") as part"
-            ~ " union all select null::text[]) as found"
-            ~ " where not exists (select from " ~ cache ~ " as done where done." ~ this_run
-            ~ " and done.part_md5 = '" ~ part_md5 ~ "' and done.key_values is null)"
-        ) -%}
+        {#- a part this process stored already is in the cache: no statement needed -#}
+        {%- if ('stored_part|' ~ part_md5) not in memo -%}
+            {%- do run_query(
+                "insert into " ~ cache ~ " (invocation_id, part_md5, key_values)"
+                ~ " select '" ~ invocation_id ~ "', '" ~ part_md5 ~ "', found.key_values from ("
+                ~ " select distinct array[" ~ (keys | join('::text, ')) ~ "::text] as key_values"
+                ~ " from (" ~ part ~ ") as part"
+                ~ " union all select null::text[]) as found"
+                ~ " where not exists (select from " ~ cache ~ " as done where done." ~ this_run
+                ~ " and done.part_md5 = '" ~ part_md5 ~ "' and done.key_values is null)"
+            ) -%}
+            {%- do memo.update({'stored_part|' ~ part_md5: true}) -%}
+        {%- endif -%}
     {%- endfor -%}
-    {%- do run_query(
-        "insert into " ~ cache ~ " (invocation_id, part_md5, key_values)"
-        ~ " select '" ~ invocation_id ~ "', '" ~ model_md5 ~ "', found.key_values from ("
-        ~ " select distinct key_values from " ~ cache ~ " where " ~ this_run
-        ~ " and key_values is not null and part_md5 in (" ~ ((hashes or ["''"]) | join(', ')) ~ ")"
-        ~ " union all select null::text[]) as found"
+    {%- set columns = [] -%}
+    {%- set markers = [] -%}
+    {%- for key in keys -%}
+        {%- do columns.append('key_values[' ~ loop.index ~ '] as ' ~ key) -%}
+        {%- do markers.append('null::text') -%}
+    {%- endfor -%}
+    {%- set found = run_query(
+        "select distinct " ~ (columns | join(', ')) ~ ", false as is_marker from " ~ cache
+        ~ " where " ~ this_run ~ " and key_values is not null and part_md5 in ("
+        ~ ((hashes or ["''"]) | join(', ')) ~ ")"
+        ~ " union all select " ~ (markers | join(', ')) ~ ", true"
     ) -%}
-    {{- return(run_query(read_model_keys)) -}}
+    {%- do memo.update({memo_key: found}) -%}
+    {{- return(found) -}}
 {%- endmacro %}
 
 {#- Filter for the model's first CTE: its rows for the touched entities only on an entity
@@ -271,6 +288,15 @@
     strategy deletes with this same predicate, so exactly the recomputed entities are
     replaced. Very large batches keep the subquery form. -#}
 {% macro changed_batch_predicate(alias=none) -%}
+    {%- set memo = invocation_memo() -%}
+    {%- set memo_key = 'changed_batch_predicate|' ~ this ~ '|' ~ alias -%}
+    {%- if memo_key not in memo -%}
+        {%- do memo.update({memo_key: render_changed_batch_predicate(alias)}) -%}
+    {%- endif -%}
+    {{- memo[memo_key] -}}
+{%- endmacro %}
+
+{% macro render_changed_batch_predicate(alias=none) -%}
     {%- set declared = changed_by_config() -%}
     {%- set prefix = alias ~ '.' if alias else '' -%}
     {%- set keys = declared['keys'] -%}
