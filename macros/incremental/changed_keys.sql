@@ -209,19 +209,18 @@
     {%- for part in changed_keys_parts() -%}
         {%- set part_md5 = local_md5((keys | join(',')) ~ '|' ~ part) -%}
         {%- do hashes.append("'" ~ part_md5 ~ "'") -%}
-        {#- a part this process stored already is in the cache: no statement needed -#}
-        {%- if ('stored_part|' ~ part_md5) not in memo -%}
-            {%- do run_query(
-                "insert into " ~ cache ~ " (invocation_id, part_md5, key_values)"
-                ~ " select '" ~ invocation_id ~ "', '" ~ part_md5 ~ "', found.key_values from ("
-                ~ " select distinct array[" ~ (keys | join('::text, ')) ~ "::text] as key_values"
-                ~ " from (" ~ part ~ ") as part"
-                ~ " union all select null::text[]) as found"
-                ~ " where not exists (select from " ~ cache ~ " as done where done." ~ this_run
-                ~ " and done.part_md5 = '" ~ part_md5 ~ "' and done.key_values is null)"
-            ) -%}
-            {%- do memo.update({'stored_part|' ~ part_md5: true}) -%}
-        {%- endif -%}
+        {#- skipped when a committed model of this invocation stored the part already;
+            a part another thread stored but has not committed yet is not visible here
+            and is stored again (the read is distinct) -#}
+        {%- do run_query(
+            "insert into " ~ cache ~ " (invocation_id, part_md5, key_values)"
+            ~ " select '" ~ invocation_id ~ "', '" ~ part_md5 ~ "', found.key_values from ("
+            ~ " select distinct array[" ~ (keys | join('::text, ')) ~ "::text] as key_values"
+            ~ " from (" ~ part ~ ") as part"
+            ~ " union all select null::text[]) as found"
+            ~ " where not exists (select from " ~ cache ~ " as done where done." ~ this_run
+            ~ " and done.part_md5 = '" ~ part_md5 ~ "' and done.key_values is null)"
+        ) -%}
     {%- endfor -%}
     {%- set columns = [] -%}
     {%- set markers = [] -%}

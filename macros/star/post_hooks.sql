@@ -225,17 +225,21 @@
     and check constraints and primary key declared for the model that its table lacks. Renders
     nothing for a model that needs none of them (views). -#}
 {% macro star_after_build() -%}
-    {%- set parts = [] -%}
-    {%- for part in [
+    {{- star_statements([
         record_batch_watermark(),
         star_ensure_indexes(),
         star_ensure_not_null(),
         star_ensure_checks(),
         star_ensure_primary_key(),
-    ] -%}
-        {%- if part | trim -%}
-            {%- do parts.append(part | trim) -%}
-        {%- endif -%}
+    ]) -}}
+{%- endmacro %}
+
+{#- A model's hooks sent as one statement (one round trip and one set of log events
+    instead of one per hook): the non-empty parts, joined by ';'. -#}
+{% macro star_statements(parts) -%}
+    {%- set kept = [] -%}
+    {%- for part in parts if part | trim -%}
+        {%- do kept.append(part | trim) -%}
     {%- endfor -%}
-    {{- parts | join(';\n') -}}
+    {{- kept | join(';\n') -}}
 {%- endmacro %}

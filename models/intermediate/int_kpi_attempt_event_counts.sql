@@ -5,10 +5,10 @@
     unique_key=['org_id', 'attempt_id'],
     on_schema_change='fail',
     indexes=[{'columns': ['_load_id']}],
-    post_hook=[
-        "{{ star_primary_key(['org_id', 'attempt_id', 'event_type']) }}",
-        "{{ star_analyze() }}",
-    ],
+    post_hook=["{{ star_statements([
+        star_primary_key(['org_id', 'attempt_id', 'event_type']),
+        star_analyze(),
+    ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
 -- KPI events counted per org, attempt and event type (every event of fact_kpi_events,

@@ -5,10 +5,10 @@
     unique_key=['org_id', '_load_id'],
     on_schema_change='fail',
     indexes=[{'columns': ['_load_id']}],
-    post_hook=[
-        "{{ star_primary_key(['org_id', '_load_id', 'event_type', 'minute_offset']) }}",
-        "{{ star_analyze() }}",
-    ],
+    post_hook=["{{ star_statements([
+        star_primary_key(['org_id', '_load_id', 'event_type', 'minute_offset']),
+        star_analyze(),
+    ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
 -- KPI events per org, load, event type and minute into the attempt (floor(timestamp_ms /

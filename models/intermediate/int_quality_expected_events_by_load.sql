@@ -4,10 +4,10 @@
     unique_key=['_load_id'],
     on_schema_change='fail',
     indexes=[{'columns': ['org_id', 'user_id']}],
-    post_hook=[
-        "{{ star_primary_key(['_load_id', 'org_id', 'user_id']) }}",
-        "{{ star_analyze() }}",
-    ],
+    post_hook=["{{ star_statements([
+        star_primary_key(['_load_id', 'org_id', 'user_id']),
+        star_analyze(),
+    ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
 -- The KPI events the marts should hold, counted per load, org and user so a build reads

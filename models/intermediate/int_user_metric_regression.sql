@@ -3,10 +3,10 @@
     incremental_strategy='replace_changed',
     changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
     indexes=[{'columns': ['org_id', 'user_id', 'metric']}],
-    post_hook=[
-        "{{ star_primary_key(['user_id', 'metric']) }}",
-        "{{ star_analyze() }}",
-    ],
+    post_hook=["{{ star_statements([
+        star_primary_key(['user_id', 'metric']),
+        star_analyze(),
+    ]) }}"],
 ) }}
 -- Ordinary least squares of a user's metric value on x = days since their first session for
 -- the metric, once for every mart: slope, intercept and r² exactly as Postgres' regr_slope,

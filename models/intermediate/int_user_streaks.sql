@@ -3,10 +3,10 @@
     incremental_strategy='replace_changed',
     changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions', 'users'], 'as_of': false},
     indexes=[{'columns': ['org_id', 'user_id']}],
-    post_hook=[
-        "{{ star_primary_key(['user_id', 'streak_start']) }}",
-        "{{ star_analyze() }}",
-    ],
+    post_hook=["{{ star_statements([
+        star_primary_key(['user_id', 'streak_start']),
+        star_analyze(),
+    ]) }}"],
 ) }}
 -- Practice streaks: runs of consecutive local dates (the user's time zone) with at least one
 -- session, found set-based with the gaps-and-islands technique: over a user's distinct

@@ -1,11 +1,11 @@
 {{ config(
-    post_hook=[
-        "{{ citus_distribute('reference') }}",
-        "{{ star_foreign_key('date_key', this, 'date_key', ref('fact_scenario_attempts')) }}",
-        "{{ star_foreign_key('date_key', this, 'date_key', ref('fact_sessions')) }}",
-        "{{ star_foreign_key('date_key', this, 'date_key', ref('fact_kpi_events')) }}",
-        "{{ star_foreign_key('date_key', this, 'date_key', ref('fact_session_metrics')) }}",
-    ],
+    post_hook=["{{ star_statements([
+        citus_distribute('reference'),
+        star_foreign_key('date_key', this, 'date_key', ref('fact_scenario_attempts')),
+        star_foreign_key('date_key', this, 'date_key', ref('fact_sessions')),
+        star_foreign_key('date_key', this, 'date_key', ref('fact_kpi_events')),
+        star_foreign_key('date_key', this, 'date_key', ref('fact_session_metrics')),
+    ]) }}"],
 ) }}
 -- depends_on: {{ ref('fact_session_metrics') }}
 -- The calendar: one row per date from the first date of any fact (attempts, sessions, KPI

@@ -10,14 +10,14 @@
         {'columns': ['_load_id']},
     ],
     pre_hook=["set local work_mem = '{{ var('star_big_work_mem', '1GB') }}'"],
-    post_hook=[
-        "{{ star_primary_key(['id']) }}",
-        "{{ citus_distribute('distributed', key='id') }}",
-        "{{ star_foreign_key('org_id', ref('dim_orgs'), 'org_id') }}",
-        "{{ star_foreign_key('user_id', ref('dim_users'), 'user_id') }}",
-        "{{ star_foreign_key('scenario_id', ref('dim_scenarios'), 'scenario_id') }}",
-        "{{ star_analyze() }}",
-    ],
+    post_hook=["{{ star_statements([
+        star_primary_key(['id']),
+        citus_distribute('distributed', key='id'),
+        star_foreign_key('org_id', ref('dim_orgs'), 'org_id'),
+        star_foreign_key('user_id', ref('dim_users'), 'user_id'),
+        star_foreign_key('scenario_id', ref('dim_scenarios'), 'scenario_id'),
+        star_analyze(),
+    ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
 -- depends_on: {{ ref('stg_kpi_events') }}

@@ -13,14 +13,14 @@
     pre_hook=[
         "{{ star_retract_attempts() }}",
     ],
-    post_hook=[
-        "{{ star_primary_key(['attempt_id']) }}",
-        "{{ citus_distribute('distributed', key='attempt_id') }}",
-        "{{ star_foreign_key('org_id', ref('dim_orgs'), 'org_id') }}",
-        "{{ star_foreign_key('user_id', ref('dim_users'), 'user_id') }}",
-        "{{ star_foreign_key('scenario_id', ref('dim_scenarios'), 'scenario_id') }}",
-        "{{ star_analyze() }}",
-    ],
+    post_hook=["{{ star_statements([
+        star_primary_key(['attempt_id']),
+        citus_distribute('distributed', key='attempt_id'),
+        star_foreign_key('org_id', ref('dim_orgs'), 'org_id'),
+        star_foreign_key('user_id', ref('dim_users'), 'user_id'),
+        star_foreign_key('scenario_id', ref('dim_scenarios'), 'scenario_id'),
+        star_analyze(),
+    ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
 -- depends_on: {{ ref('dim_orgs') }}

@@ -10,13 +10,13 @@
         {'columns': ['_load_id']},
     ],
     pre_hook=["{{ star_retract_sessions() }}"],
-    post_hook=[
-        "{{ star_primary_key(['session_id']) }}",
-        "{{ citus_distribute('distributed', key='session_id') }}",
-        "{{ star_foreign_key('org_id', ref('dim_orgs'), 'org_id') }}",
-        "{{ star_foreign_key('user_id', ref('dim_users'), 'user_id') }}",
-        "{{ star_analyze() }}",
-    ],
+    post_hook=["{{ star_statements([
+        star_primary_key(['session_id']),
+        citus_distribute('distributed', key='session_id'),
+        star_foreign_key('org_id', ref('dim_orgs'), 'org_id'),
+        star_foreign_key('user_id', ref('dim_users'), 'user_id'),
+        star_analyze(),
+    ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
 -- depends_on: {{ ref('dim_orgs') }}
