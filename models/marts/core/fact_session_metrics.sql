@@ -1,7 +1,7 @@
 {#- _load_id index: the watermark (highest _load_id held) in one index probe -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='append',
     unique_key=['org_id', 'session_id', 'metric'],
     on_schema_change='fail',
     indexes=[
@@ -22,6 +22,10 @@
 -- depends_on: {{ ref('fact_sessions') }}
 -- depends_on: {{ ref('dim_orgs') }}
 -- depends_on: {{ ref('dim_users') }}
+-- Upserted at session grain: the pre-hook deletes every metric row of the sessions the
+-- batch re-reads (the same sessions, through the same loads), so the batch is appended;
+-- a key-grain delete would probe one key per row and find nothing. The primary key
+-- refuses a duplicate.
 -- The voice metrics in long format: one row per session and metric with a non-null value.
 -- Which metrics exist and which session column holds each come from the seed
 -- metric_definitions (metric, value_column): a new seed row naming any numeric session
