@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -28,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from loaders.paths import project_root
+from loaders.dbt_runner import run_dbt, target_path
 
 ERROR = "error"
 WARN = "warn"
@@ -96,51 +94,6 @@ class CheckReport:
 
 
 # --------------------------------------------------------------------------- dbt
-
-
-def target_path() -> Path:
-    configured = os.environ.get("DBT_TARGET_PATH")
-    root = project_root()
-    if configured:
-        path = Path(configured)
-        return path if path.is_absolute() else root / path
-    return root / "target"
-
-
-def dbt_env() -> dict[str, str]:
-    from loaders.db import ensure_env
-
-    ensure_env()
-    env = dict(os.environ)
-    env.setdefault("DBT_PROFILES_DIR", str(project_root()))
-    env["DO_NOT_TRACK"] = "1"
-    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    return env
-
-
-def dbt_executable() -> str:
-    dbt = Path(sys.executable).with_name("dbt")
-    return str(dbt) if dbt.exists() else "dbt"
-
-
-def run_dbt(args: list[str], log: Path | None = None, echo: bool = False) -> int:
-    """Run dbt with the project's profile; its output goes to `log` (and the terminal with
-    `echo`), else straight to the terminal."""
-    command = [dbt_executable(), *args]
-    if log is None:
-        return subprocess.call(command, cwd=project_root(), env=dbt_env())
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w", encoding="utf-8") as handle:
-        process = subprocess.Popen(
-            command, cwd=project_root(), env=dbt_env(), stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
-        )
-        assert process.stdout is not None
-        for line in process.stdout:
-            handle.write(line)
-            if echo:
-                sys.stdout.write(line)
-        return process.wait()
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -171,24 +170,9 @@ def load(args: tuple[str, ...], progress: bool | None) -> None:
 
 def dbt_command(args: list[str]) -> int:
     """Run dbt with the project's profile against the PG* database."""
-    from loaders.db import ensure_env
-    from loaders.paths import project_root
+    from loaders.dbt_runner import run_dbt
 
-    ensure_env()
-    root = project_root()
-    env = dict(os.environ)
-    env.setdefault("DBT_PROFILES_DIR", str(root))
-    # one dbt thread per core: the builds are CPU-bound in the database (on 2 cores, 3 or 4
-    # threads measured no faster than 2, within run-to-run noise). profiles.yml reads it.
-    env.setdefault("WAREHOUSE_DBT_THREADS", str(os.cpu_count() or 2))
-    env["DO_NOT_TRACK"] = "1"
-    # the file log keeps dbt's info lines (each node's start, result and timing), not the
-    # text of every SQL statement: writing those cost a tenth of a scheduled incremental
-    # build. DBT_LOG_LEVEL_FILE=debug brings them back; target/run/ holds each model's SQL.
-    env.setdefault("DBT_LOG_LEVEL_FILE", "info")
-    dbt = Path(sys.executable).with_name("dbt")
-    command = [str(dbt) if dbt.exists() else "dbt", *args]
-    return subprocess.call(command, cwd=root, env=env)
+    return run_dbt(args)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

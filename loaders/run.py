@@ -268,8 +268,8 @@ def guarded_build(dbt_args: list[str] | None = None, say: Callable[[str], None] 
     """`dbt build`; when it fails, export views it dropped on the way (dbt drops a rebuilt
     table's old copy with `cascade`, taking the views that read it) are re-created from
     their definitions saved just before, so BI and psql keep reading the previous figures."""
-    from loaders.check import run_dbt
     from loaders.db import connect
+    from loaders.dbt_runner import run_dbt
 
     with connect() as conn:
         save_export_views(conn)

@@ -1,0 +1,52 @@
+"""`warehouse build` runs dbt through loaders.dbt_runner: run_results.json written from the
+invocation's result, the manifest left to `dbt parse` / `docs generate` unless
+DBT_WRITE_JSON asks for it, and dbt's exit codes (0 success, 1 a node failed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import AS_OF, Database
+
+VARS = f"{{as_of: '{AS_OF.isoformat()}'}}"
+
+
+def node_statuses(target: Path) -> dict[str, str]:
+    results = json.loads((target / "run_results.json").read_text(encoding="utf-8"))
+    return {result["unique_id"]: result["status"] for result in results["results"]}
+
+
+def test_build_writes_run_results_not_manifest(built_warehouse: Database, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    built_warehouse.warehouse("build", "-s", "stg_orgs", "--vars", VARS, "--target-path", str(target))
+    statuses = node_statuses(target)
+    assert statuses["model.training_warehouse.stg_orgs"] == "success"
+    tests = {node: status for node, status in statuses.items() if node.startswith("test.")}
+    assert tests and set(tests.values()) == {"pass"}
+    assert not (target / "manifest.json").exists()
+
+
+def test_write_json_gives_dbt_artifacts_back(built_warehouse: Database, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    built_warehouse.warehouse("build", "-s", "stg_orgs", "--vars", VARS, "--target-path",
+                              str(target), extra_env={"DBT_WRITE_JSON": "true"})
+    manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+    assert "model.training_warehouse.stg_orgs" in manifest["nodes"]
+    assert node_statuses(target)["model.training_warehouse.stg_orgs"] == "success"
+
+
+def test_failed_node_exits_1_with_its_error_recorded(
+    built_warehouse: Database, tmp_path: Path
+) -> None:
+    target = tmp_path / "target"
+    before = built_warehouse.query("select count(*), max(total_attempts) from marts.mv_org_overview")
+    result = built_warehouse.warehouse(
+        "build", "-s", "mv_org_overview", "--vars", "{as_of: 'not-a-date'}",
+        "--target-path", str(target), check=False,
+    )
+    assert result.returncode == 1
+    assert node_statuses(target)["model.training_warehouse.mv_org_overview"] == "error"
+    # the failed build left the table as it was
+    after = built_warehouse.query("select count(*), max(total_attempts) from marts.mv_org_overview")
+    assert after == before
