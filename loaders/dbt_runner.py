@@ -9,6 +9,14 @@ it parsed. Here a build writes `target/run_results.json` (the artifact monitorin
 each node's status, timing and message) and leaves the manifest as `dbt parse`, `dbt
 compile` or `dbt docs generate` last wrote it. DBT_WRITE_JSON=true (or `--write-json`)
 gives dbt's own behaviour back.
+
+It also keeps each dbt thread's database session open from one node to the next. dbt
+closes the connection after every node (seed, model, test, hook), so a build of 130 nodes
+started 140 server processes, each with cold catalog caches: 6% of a scheduled
+incremental build. Between nodes the session is returned to a new one's state instead
+(`ROLLBACK`, then `DISCARD ALL`: temporary tables, settings, prepared plans and locks
+gone); a session that cannot be reset is closed as dbt would. WAREHOUSE_DBT_NEW_SESSIONS=1
+turns this off.
 """
 
 from __future__ import annotations
@@ -97,6 +105,40 @@ def dbt_writes_json(args: list[str]) -> bool:
     return os.environ.get("DBT_WRITE_JSON", "").strip().lower() in TRUE_VALUES
 
 
+def keep_sessions_between_nodes() -> None:
+    """Replace dbt's release of a thread's connection after a node (a close) by a reset of
+    the session, so the thread's next node reuses it; dbt reuses an open connection by
+    design (set_connection_name). Applied to the dbt-adapters this project pins."""
+    from dbt.adapters.base.connections import BaseConnectionManager
+    from dbt.adapters.contracts.connection import ConnectionState
+
+    close_connection = BaseConnectionManager.release
+    if getattr(close_connection, "resets_session", False):
+        return
+
+    def release(self: BaseConnectionManager) -> None:
+        with self.lock:
+            connection = self.get_if_exists()
+        if connection is None or connection.state != ConnectionState.OPEN:
+            return close_connection(self)
+        try:
+            handle = connection.handle
+            handle.rollback()
+            connection.transaction_open = False
+            handle.autocommit = True
+            try:
+                with handle.cursor() as cursor:
+                    cursor.execute("discard all")
+            finally:
+                handle.autocommit = False
+        except Exception:
+            return close_connection(self)
+        return None
+
+    release.resets_session = True  # type: ignore[attr-defined]
+    BaseConnectionManager.release = release  # type: ignore[method-assign]
+
+
 def invoke(args: list[str]) -> int:
     """dbt's command line in this process, with the manifest left unwritten unless asked
     for and run_results.json written from the invocation's result. Exit codes as dbt's:
@@ -105,6 +147,8 @@ def invoke(args: list[str]) -> int:
     from dbt.cli.exceptions import ResultExit
     from dbt.cli.main import cli
 
+    if os.environ.get("WAREHOUSE_DBT_NEW_SESSIONS", "").strip().lower() not in TRUE_VALUES:
+        keep_sessions_between_nodes()
     writes_json = dbt_writes_json(args)
     if not writes_json:
         os.environ["DBT_WRITE_JSON"] = "false"

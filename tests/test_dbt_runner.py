@@ -19,7 +19,8 @@ def node_statuses(target: Path) -> dict[str, str]:
 
 def test_build_writes_run_results_not_manifest(built_warehouse: Database, tmp_path: Path) -> None:
     target = tmp_path / "target"
-    built_warehouse.warehouse("build", "-s", "stg_orgs", "--vars", VARS, "--target-path", str(target))
+    built_warehouse.warehouse("build", "-s", "stg_orgs", "--vars", VARS,
+                              "--target-path", str(target))
     statuses = node_statuses(target)
     assert statuses["model.training_warehouse.stg_orgs"] == "success"
     tests = {node: status for node, status in statuses.items() if node.startswith("test.")}
@@ -40,7 +41,8 @@ def test_failed_node_exits_1_with_its_error_recorded(
     built_warehouse: Database, tmp_path: Path
 ) -> None:
     target = tmp_path / "target"
-    before = built_warehouse.query("select count(*), max(total_attempts) from marts.mv_org_overview")
+    overview = "select count(*), max(total_attempts) from marts.mv_org_overview"
+    before = built_warehouse.query(overview)
     result = built_warehouse.warehouse(
         "build", "-s", "mv_org_overview", "--vars", "{as_of: 'not-a-date'}",
         "--target-path", str(target), check=False,
@@ -48,5 +50,30 @@ def test_failed_node_exits_1_with_its_error_recorded(
     assert result.returncode == 1
     assert node_statuses(target)["model.training_warehouse.mv_org_overview"] == "error"
     # the failed build left the table as it was
-    after = built_warehouse.query("select count(*), max(total_attempts) from marts.mv_org_overview")
+    after = built_warehouse.query(overview)
     assert after == before
+
+
+def sessions_opened(database: Database, *args: str, extra_env: dict[str, str] | None = None
+                    ) -> int:
+    """Server sessions the database saw during `warehouse build args`."""
+    statement = "select sessions from pg_stat_database where datname = current_database()"
+    before = database.query(statement)[0][0]
+    database.warehouse("build", *args, extra_env=extra_env)
+    # the statistics of the build's sessions are flushed when they end, before it exits
+    return database.query(statement)[0][0] - before
+
+
+def test_threads_keep_their_session_between_nodes(
+    built_warehouse: Database, tmp_path: Path
+) -> None:
+    selection = ("-s", "stg_orgs", "stg_users", "stg_scenarios", "--vars", VARS,
+                 "--target-path", str(tmp_path / "target"))
+    reused = sessions_opened(built_warehouse, *selection)
+    statuses = node_statuses(tmp_path / "target")
+    assert len(statuses) >= 8 and set(statuses.values()) <= {"success", "pass"}
+    # one session per dbt thread and the one that lists the schemas, plus this test's own
+    assert reused <= 5
+    fresh = sessions_opened(built_warehouse, *selection,
+                            extra_env={"WAREHOUSE_DBT_NEW_SESSIONS": "1"})
+    assert fresh >= len(statuses)
