@@ -5,9 +5,10 @@ DBT_WRITE_JSON asks for it, and dbt's exit codes (0 success, 1 a node failed).""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
-from conftest import AS_OF, Database
+from conftest import AS_OF, ROOT, Database
 
 VARS = f"{{as_of: '{AS_OF.isoformat()}'}}"
 
@@ -77,3 +78,29 @@ def test_threads_keep_their_session_between_nodes(
     fresh = sessions_opened(built_warehouse, *selection,
                             extra_env={"WAREHOUSE_DBT_NEW_SESSIONS": "1"})
     assert fresh >= len(statuses)
+
+
+def test_columns_in_relation_match_information_schema(built_warehouse: Database) -> None:
+    """macros/columns_in_relation.sql reads pg_catalog: the same rows as dbt's
+    information_schema query, for every relation of the built warehouse."""
+    macro = (ROOT / "macros" / "columns_in_relation.sql").read_text(encoding="utf-8")
+    body = re.search(r"\{% call statement[^%]*%\}(.*?)\{% endcall %\}", macro, re.S)
+    assert body is not None
+    query = body.group(1).replace("to_regclass({{ name }})", "to_regclass(%(name)s)")
+    assert "{{" not in query
+    relations = built_warehouse.query(
+        "select table_schema, table_name from information_schema.tables"
+        " where table_schema in ('raw', 'staging', 'intermediate', 'marts', 'exports', 'snapshots')"
+    )
+    assert len(relations) > 50
+    with built_warehouse.connect() as conn:
+        for schema, table in relations:
+            expected = conn.execute(
+                "select column_name::text, data_type::text, character_maximum_length::int,"
+                " numeric_precision::int, numeric_scale::int from information_schema.columns"
+                " where table_schema = %s and table_name = %s order by ordinal_position",
+                (schema, table),
+            ).fetchall()
+            name = conn.execute("select format('%%I.%%I', %s::text, %s::text)",
+                                (schema, table)).fetchone()[0]
+            assert conn.execute(query, {"name": name}).fetchall() == expected, (schema, table)
