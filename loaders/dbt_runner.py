@@ -2,7 +2,7 @@
 (`warehouse build`, `warehouse run`, `warehouse check`, `warehouse dbt ...`).
 
 `dbt build` runs through this module (`python -m loaders.dbt_runner build ...`), which
-invokes dbt's own command line in-process and differs in one thing: dbt rewrites
+invokes dbt's own command line in-process and differs in two things. First, dbt rewrites
 `target/manifest.json` (2 MB) twice per build, before and after the run, and pickles the
 graph, about half a second of a scheduled incremental build that only reads the manifest
 it parsed. Here a build writes `target/run_results.json` (the artifact monitoring reads:
@@ -10,7 +10,7 @@ each node's status, timing and message) and leaves the manifest as `dbt parse`, 
 compile` or `dbt docs generate` last wrote it. DBT_WRITE_JSON=true (or `--write-json`)
 gives dbt's own behaviour back.
 
-It also keeps each dbt thread's database session open from one node to the next. dbt
+Second, each dbt thread keeps its database session from one node to the next. dbt
 closes the connection after every node (seed, model, test, hook), so a build of 130 nodes
 started 140 server processes, each with cold catalog caches: 6% of a scheduled
 incremental build. Between nodes the session is returned to a new one's state instead
@@ -107,8 +107,9 @@ def dbt_writes_json(args: list[str]) -> bool:
 
 def keep_sessions_between_nodes() -> None:
     """Replace dbt's release of a thread's connection after a node (a close) by a reset of
-    the session, so the thread's next node reuses it; dbt reuses an open connection by
-    design (set_connection_name). Applied to the dbt-adapters this project pins."""
+    the session, so the thread's next node reuses it: dbt's set_connection_name takes over
+    a thread's connection that is still open. tests/test_dbt_runner.py counts the sessions
+    a build opens, so a dbt upgrade that changes this shows."""
     from dbt.adapters.base.connections import BaseConnectionManager
     from dbt.adapters.contracts.connection import ConnectionState
 
