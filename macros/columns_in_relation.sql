@@ -3,7 +3,7 @@
     incremental model (schema-change check, the strategy's column list); the
     information_schema view checks privileges on every column of the database and took
     about 5 ms a call, the catalog lookup of one relation a fraction of that. Same rows: the
-    expressions are information_schema.columns' own (PostgreSQL 18), over the same relation
+    expressions of information_schema.columns (PostgreSQL 18), over the same relation
     kinds (tables, partitioned tables, views, foreign tables; not materialized views); a
     relation without schema (dbt's temporary tables) is found through the search path,
     which puts pg_temp first. Overrides the adapter's macro (dispatch looks in the project
@@ -22,18 +22,9 @@
             a.attname::text as column_name,
             (
                 case
-                    when t.typtype = 'd' then
-                        case
-                            when bt.typelem != 0 and bt.typlen = -1 then 'ARRAY'
-                            when nbt.nspname = 'pg_catalog' then format_type(t.typbasetype, null)
-                            else 'USER-DEFINED'
-                        end
-                    else
-                        case
-                            when t.typelem != 0 and t.typlen = -1 then 'ARRAY'
-                            when nt.nspname = 'pg_catalog' then format_type(a.atttypid, null)
-                            else 'USER-DEFINED'
-                        end
+                    when described.typelem != 0 and described.typlen = -1 then 'ARRAY'
+                    when described.nspname = 'pg_catalog' then format_type(described.type_oid, null)
+                    else 'USER-DEFINED'
                 end
             )::text as data_type,
             information_schema._pg_char_max_length(
@@ -51,6 +42,14 @@
         inner join pg_catalog.pg_namespace as nt on t.typnamespace = nt.oid
         left join pg_catalog.pg_type as bt on t.typtype = 'd' and t.typbasetype = bt.oid
         left join pg_catalog.pg_namespace as nbt on bt.typnamespace = nbt.oid
+        -- a domain is described by its base type
+        cross join lateral (
+            select
+                coalesce(bt.typelem, t.typelem) as typelem,
+                coalesce(bt.typlen, t.typlen) as typlen,
+                coalesce(nbt.nspname, nt.nspname) as nspname,
+                case when t.typtype = 'd' then t.typbasetype else a.atttypid end as type_oid
+        ) as described
         where
             c.oid = to_regclass({{ name }})
             and c.relkind in ('r', 'v', 'f', 'p')

@@ -94,6 +94,17 @@ def test_columns_in_relation_match_information_schema(built_warehouse: Database)
     )
     assert len(relations) > 50
     with built_warehouse.connect() as conn:
+        # the types the marts do not use yet: domains (over arrays too), enums, typmods
+        conn.execute("create type pg_temp.mood as enum ('calm', 'tense')")
+        conn.execute("create domain pg_temp.short_text as varchar(5)")
+        conn.execute("create domain pg_temp.scores as numeric(5, 2)[]")
+        conn.execute(
+            "create temporary table column_kinds (a varchar(10), b numeric(12, 3), c pg_temp.mood,"
+            " d pg_temp.short_text, e pg_temp.scores, f char(3), g timestamp(3), h interval,"
+            " i bit(4), j real, k smallint, l text[])"
+        )
+        temp_schema = conn.execute("select pg_my_temp_schema()::regnamespace::text").fetchone()[0]
+        relations = [*relations, (temp_schema, "column_kinds")]
         for schema, table in relations:
             expected = conn.execute(
                 "select column_name::text, data_type::text, character_maximum_length::int,"
@@ -104,3 +115,6 @@ def test_columns_in_relation_match_information_schema(built_warehouse: Database)
             name = conn.execute("select format('%%I.%%I', %s::text, %s::text)",
                                 (schema, table)).fetchone()[0]
             assert conn.execute(query, {"name": name}).fetchall() == expected, (schema, table)
+        # dbt names its temporary tables without a schema: found through the search path
+        assert conn.execute(query, {"name": "column_kinds"}).fetchall() == expected
+        assert len(expected) == 12
