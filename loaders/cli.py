@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from loaders.dbt_runner import run_dbt
 from loaders.streams import STREAMS
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -168,13 +169,6 @@ def load(args: tuple[str, ...], progress: bool | None) -> None:
 # --------------------------------------------------------------------------- dbt
 
 
-def dbt_command(args: list[str]) -> int:
-    """Run dbt with the project's profile against the PG* database."""
-    from loaders.dbt_runner import run_dbt
-
-    return run_dbt(args)
-
-
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
 def build(dbt_args: tuple[str, ...]) -> None:
@@ -185,7 +179,7 @@ def build(dbt_args: tuple[str, ...]) -> None:
     them in development and CI, not on every production build) are left to
     `warehouse check`; select them with `warehouse build -s tag:full_scan+` or run
     everything with `warehouse build --select fqn:*`."""
-    sys.exit(dbt_command(["build", *build_arguments(dbt_args)]))
+    sys.exit(run_dbt(["build", *build_arguments(dbt_args)]))
 
 
 SELECTION_FLAGS = ("-s", "--select", "--exclude", "--selector", "-m", "--models")
@@ -202,7 +196,7 @@ def build_arguments(dbt_args: tuple[str, ...] | list[str]) -> list[str]:
 @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
 def dbt(dbt_args: tuple[str, ...]) -> None:
     """Any dbt command with the project's profile, e.g. warehouse dbt docs generate."""
-    sys.exit(dbt_command(list(dbt_args)))
+    sys.exit(run_dbt(list(dbt_args)))
 
 
 # --------------------------------------------------------------------------- data
@@ -275,7 +269,7 @@ def demo(scale: float, seed: int, out_dir: Path | None) -> None:
     for result in results:
         if result.status != "skipped":
             click.echo(result.line())
-    status = dbt_command(["build", *build_arguments([])])
+    status = run_dbt(["build", *build_arguments([])])
     if status != 0:
         click.echo("dbt build failed: see the output above", err=True)
         sys.exit(status)

@@ -29,7 +29,9 @@ from typing import Any
 
 from loaders.paths import project_root
 
-TRUE_VALUES = ("1", "true", "yes", "y", "on")
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "y", "on")
 
 
 def target_path(args: list[str] | None = None) -> Path:
@@ -102,7 +104,7 @@ def dbt_writes_json(args: list[str]) -> bool:
         return True
     if "--no-write-json" in args:
         return False
-    return os.environ.get("DBT_WRITE_JSON", "").strip().lower() in TRUE_VALUES
+    return env_flag("DBT_WRITE_JSON")
 
 
 def keep_sessions_between_nodes() -> None:
@@ -148,7 +150,7 @@ def invoke(args: list[str]) -> int:
     from dbt.cli.exceptions import ResultExit
     from dbt.cli.main import cli
 
-    if os.environ.get("WAREHOUSE_DBT_NEW_SESSIONS", "").strip().lower() not in TRUE_VALUES:
+    if not env_flag("WAREHOUSE_DBT_NEW_SESSIONS"):
         keep_sessions_between_nodes()
     writes_json = dbt_writes_json(args)
     if not writes_json:

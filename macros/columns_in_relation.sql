@@ -27,15 +27,9 @@
                     else 'USER-DEFINED'
                 end
             )::text as data_type,
-            information_schema._pg_char_max_length(
-                information_schema._pg_truetypid(a.*, t.*), information_schema._pg_truetypmod(a.*, t.*)
-            )::integer as character_maximum_length,
-            information_schema._pg_numeric_precision(
-                information_schema._pg_truetypid(a.*, t.*), information_schema._pg_truetypmod(a.*, t.*)
-            )::integer as numeric_precision,
-            information_schema._pg_numeric_scale(
-                information_schema._pg_truetypid(a.*, t.*), information_schema._pg_truetypmod(a.*, t.*)
-            )::integer as numeric_scale
+            information_schema._pg_char_max_length(described.true_type_id, described.true_typmod)::integer as character_maximum_length,
+            information_schema._pg_numeric_precision(described.true_type_id, described.true_typmod)::integer as numeric_precision,
+            information_schema._pg_numeric_scale(described.true_type_id, described.true_typmod)::integer as numeric_scale
         from pg_catalog.pg_attribute as a
         inner join pg_catalog.pg_class as c on a.attrelid = c.oid
         inner join pg_catalog.pg_type as t on a.atttypid = t.oid
@@ -48,7 +42,9 @@
                 coalesce(bt.typelem, t.typelem) as typelem,
                 coalesce(bt.typlen, t.typlen) as typlen,
                 coalesce(nbt.nspname, nt.nspname) as nspname,
-                case when t.typtype = 'd' then t.typbasetype else a.atttypid end as type_oid
+                case when t.typtype = 'd' then t.typbasetype else a.atttypid end as type_oid,
+                information_schema._pg_truetypid(a.*, t.*) as true_type_id,
+                information_schema._pg_truetypmod(a.*, t.*) as true_typmod
         ) as described
         where
             c.oid = to_regclass({{ name }})
