@@ -44,44 +44,24 @@
     ) }}
 {%- endmacro %}
 
-{#- The one definition of a batch of loads: the loads of `stream` published after the
-    watermark (a query for a loaded_at; none = every load) minus var('lookback_days') days,
-    and, given a `ceiling`, no later than it. Used by the facts (star_recent_loads) and the
-    entity-incremental marts (macros/incremental/changed_keys.sql). -#}
-{% macro loads_after_watermark_query(stream, watermark_loaded_at, ledger, ceiling=none) -%}
+{#- The loads of `stream` published after the watermark (a query for a loaded_at; none =
+    every load) minus var('lookback_days') days. -#}
+{% macro loads_after_watermark_query(stream, watermark_loaded_at, ledger) -%}
     select ledger.load_id
     from {{ ledger }} as ledger
     where
         ledger.stream = '{{ stream }}'
         and ledger.loaded_at > coalesce(({{ watermark_loaded_at }}), '-infinity'::timestamptz)
         - interval '{{ var("lookback_days") | int }} days'
-        {%- if ceiling %}
-        and ledger.loaded_at <= {{ ceiling }}
-        {%- endif %}
 {%- endmacro %}
 
-{#-
-    Strategy `replace_held`: dbt's delete+insert on `unique_key` for a fact whose rows carry
-    their `_load_id`, with the delete probing only the batch rows the table can hold: those
-    whose _load_id is at most the table's highest _load_id. Why that is exact for
-    fact_kpi_events: the model drops every event the fact holds from the same or an earlier
-    load, so a batch row can only replace a held row from a later load (its own _load_id is
-    then lower than that row's) or be a held row itself (the same _load_id); a batch row of a
-    newer load than any held one is new. In the steady state (new loads only) the delete
-    probes nothing, where dbt's probes the table's key index once per new event.
-    Plain delete and insert in one transaction: Citus-safe, no MERGE.
--#}
-{% macro get_incremental_replace_held_sql(arg_dict) %}
-    {%- set target = arg_dict["target_relation"] -%}
-    {%- set source_relation = arg_dict["temp_relation"] -%}
-    {%- set unique_key = arg_dict["unique_key"] -%}
-    {%- set keys = ([unique_key] if unique_key is string else unique_key) | join(', ') -%}
-    {%- set columns = arg_dict["dest_columns"] | map(attribute="quoted") | join(", ") -%}
-    delete from {{ target }} as held
-    where ({{ keys }}) in (
-        select {{ keys }} from {{ source_relation }} as batch
-        where batch._load_id <= (select max(newest._load_id) from {{ target }} as newest)
-    );
-    insert into {{ target }} ({{ columns }})
-    select {{ columns }} from {{ source_relation }};
-{% endmacro %}
+{#- The record id of a versioned stream (newest version wins), from the source's meta
+    (models/staging/_sources.yml, which follows loaders/streams.py). -#}
+{% macro versioned_stream_id(stream) -%}
+    {%- if not execute -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set node = graph.sources['source.' ~ project_name ~ '.raw.' ~ stream] -%}
+    {%- set meta = node.config.meta or node.meta -%}
+    {{- return(meta['record_key'] if meta['versioned'] else none) -}}
+{%- endmacro %}

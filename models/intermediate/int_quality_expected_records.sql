@@ -1,12 +1,11 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['users', 'sessions', 'attempts', 'kpi_events'], 'as_of': false},
+    incremental_strategy='replace_batch',
     on_schema_change='fail',
     indexes=[{'columns': ['org_id', 'user_id']}],
     post_hook=["{{ star_primary_key(['stream', 'org_id', 'user_id']) }}"],
 ) }}
-{%- set in_batch = in_changed_batch() -%}
+{%- set batch_filter = in_batch('users') -%}
 -- The records the marts should hold per user-level stream, org and user: data_completeness
 -- sums it per stream and user_data_metadata per user. Users, completed attempts and
 -- sessions are the current versions in staging (one per key); KPI events are the sum of
@@ -21,7 +20,7 @@ with current_users as (
         org_id,
         user_id
     from {{ ref('stg_users') }}
-    where {{ in_batch }}
+    where {{ batch_filter }}
 ),
 
 current_sessions as (
@@ -30,8 +29,8 @@ current_sessions as (
         user_id
     from {{ ref('stg_sessions') }}
     where
-        {{ in_batch }}
-        and {{ in_changed_batch_records('sessions') }}
+        {{ batch_filter }}
+        and {{ in_batch_records('sessions', 'users') }}
 ),
 
 completed_attempts as (
@@ -41,8 +40,8 @@ completed_attempts as (
     from {{ ref('stg_attempts') }}
     where
         status = 'completed'
-        and {{ in_batch }}
-        and {{ in_changed_batch_records('attempts') }}
+        and {{ batch_filter }}
+        and {{ in_batch_records('attempts', 'users') }}
 ),
 
 expected_events as (
@@ -51,7 +50,7 @@ expected_events as (
         user_id,
         records_expected
     from {{ ref('int_quality_expected_events_by_load') }}
-    where {{ in_batch }}
+    where {{ batch_filter }}
 )
 
 select

@@ -1,7 +1,6 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions', 'users'], 'as_of': false},
+    incremental_strategy='replace_batch',
     indexes=[
         {'columns': ['org_id', 'user_id', 'local_date']},
         {'columns': ['session_id'], 'unique': True},
@@ -23,7 +22,7 @@ with sessions as (
         duration_ms,
         score
     from {{ ref('fact_sessions') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 users as (
@@ -31,7 +30,7 @@ users as (
         user_id,
         timezone
     from {{ ref('dim_users') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 localized as (

@@ -1,7 +1,6 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
+    incremental_strategy='replace_batch',
     indexes=[{'columns': ['org_id', 'user_id', 'metric']}],
     post_hook=["{{ star_statements([
         star_primary_key(['user_id', 'metric']),
@@ -24,7 +23,7 @@ with series as (
         x_days,
         ordinal
     from {{ ref('int_user_metric_series') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 fits as (

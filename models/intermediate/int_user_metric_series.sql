@@ -1,7 +1,6 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
+    incremental_strategy='replace_batch',
     post_hook=["{{ star_primary_key(['org_id', 'user_id', 'metric', 'session_id']) }}", "{{ star_analyze() }}"],
 ) }}
 -- The per-user metric series every user-analytics mart reads: one row per user, metric and
@@ -18,7 +17,7 @@ with session_metrics as (
         value::double precision as value
     from {{ ref('fact_session_metrics') }}
     where
-        {{ in_changed_batch() }}
+        {{ in_batch('users') }}
         and value is not null
 ),
 

@@ -1,7 +1,6 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions', 'users'], 'as_of': false},
+    incremental_strategy='replace_batch',
     indexes=[{'columns': ['org_id', 'user_id']}],
     post_hook=["{{ star_statements([
         star_primary_key(['user_id', 'streak_start']),
@@ -19,7 +18,7 @@ with active_days as (
         user_id,
         local_date
     from {{ ref('int_user_local_sessions') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 islands as (

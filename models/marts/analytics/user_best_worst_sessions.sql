@@ -1,7 +1,3 @@
-{{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
-) }}
 -- Each user's five best and five worst sessions by session score.
 with scored_sessions as (
     select
@@ -12,7 +8,7 @@ with scored_sessions as (
         score
     from {{ ref('fact_sessions') }}
     where
-        {{ in_changed_batch() }}
+        {{ in_batch('users') }}
         and score is not null
 ),
 

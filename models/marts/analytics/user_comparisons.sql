@@ -1,6 +1,5 @@
 {{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': true},
+    as_of_relative=true,
 ) }}
 -- Each user's current level per metric compared with their baseline, last ISO week, last
 -- calendar month (UTC) and their best single session.
@@ -12,7 +11,7 @@ with trends as (
         baseline_value,
         current_value
     from {{ ref('user_metric_trends') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 series as (
@@ -25,7 +24,7 @@ series as (
         goodness,
         ordinal
     from {{ ref('int_user_metric_series') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 periods as (

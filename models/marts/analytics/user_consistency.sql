@@ -1,7 +1,3 @@
-{{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
-) }}
 -- How steady each user's metric values are, per metric and overall. Floating-point sums
 -- run in session order (order by ordinal): the same bits on every build.
 with series as (
@@ -13,7 +9,7 @@ with series as (
         change_from_previous,
         ordinal
     from {{ ref('int_user_metric_series') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 per_metric as (

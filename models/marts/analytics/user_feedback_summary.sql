@@ -1,7 +1,3 @@
-{{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['kpi_events', 'attempts'], 'as_of': false},
-) }}
 -- The coaching feedback each user received per metric, from feedback_given KPI events.
 with feedback as (
     select
@@ -13,7 +9,7 @@ with feedback as (
         occurred_at
     from {{ ref('fact_kpi_events') }}
     where
-        {{ in_changed_batch() }}
+        {{ in_batch('users') }}
         and event_type = 'feedback_given'
 )
 

@@ -1,7 +1,3 @@
-{{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
-) }}
 -- One learning pattern per user and metric, from the trend and the consistency score.
 with trends as (
     select
@@ -12,7 +8,7 @@ with trends as (
         trend_direction,
         trend_strength
     from {{ ref('user_metric_trends') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 consistency as (
@@ -23,7 +19,7 @@ consistency as (
         consistency_score
     from {{ ref('user_consistency') }}
     where
-        {{ in_changed_batch() }}
+        {{ in_batch('users') }}
         and metric <> 'overall'
 )
 

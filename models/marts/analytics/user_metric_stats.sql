@@ -1,7 +1,3 @@
-{{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
-) }}
 -- All-time descriptive statistics of each user's sessions for each metric.
 -- Floating-point aggregates run in session order (order by ordinal): the same bits on
 -- every build, incremental or full.
@@ -16,7 +12,7 @@ with series as (
         optimal_low,
         optimal_high
     from {{ ref('int_user_metric_series') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 summary as (

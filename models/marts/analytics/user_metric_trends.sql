@@ -1,7 +1,3 @@
-{{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
-) }}
 -- Each user's trend per metric: baseline (first 3 sessions) vs current (last 3), and the
 -- least-squares line of value on days since the first session (int_user_metric_regression).
 -- Floating-point aggregates run in session order (order by ordinal): the same bits on
@@ -18,7 +14,7 @@ with series as (
         optimal_high,
         higher_is_better
     from {{ ref('int_user_metric_series') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 regression as (
@@ -30,7 +26,7 @@ regression as (
         intercept,
         r_squared
     from {{ ref('int_user_metric_regression') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 endpoints as (

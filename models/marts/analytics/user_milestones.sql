@@ -1,7 +1,3 @@
-{{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions', 'users'], 'as_of': false},
-) }}
 -- The milestones (seed milestone_definitions) each user has reached, with the session that
 -- first reached each one.
 with definitions as (
@@ -23,7 +19,7 @@ sessions as (
         session_number,
         cumulative_practice_hours
     from {{ ref('int_user_local_sessions') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 streaks as (
@@ -33,7 +29,7 @@ streaks as (
         streak_start,
         streak_days
     from {{ ref('int_user_streaks') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 session_milestones as (

@@ -1,6 +1,5 @@
 {{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions', 'users'], 'as_of': true},
+    as_of_relative=true,
 ) }}
 -- How and when each user practises; days, dates and hours in the user's own time zone.
 with sessions as (
@@ -14,7 +13,7 @@ with sessions as (
         local_day_of_week,
         local_hour_of_day
     from {{ ref('int_user_local_sessions') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 streaks as (
@@ -24,7 +23,7 @@ streaks as (
         streak_end,
         streak_days
     from {{ ref('int_user_streaks') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 activity as (

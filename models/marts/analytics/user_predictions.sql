@@ -1,7 +1,3 @@
-{{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
-) }}
 -- Where each user's metric is heading: the trend line projected 7, 30 and 91 days past the
 -- user's last session for the metric, and the chance of meeting the metric's goal there.
 with trends as (
@@ -13,7 +9,7 @@ with trends as (
         slope_per_day,
         intercept
     from {{ ref('user_metric_trends') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 regression as (
@@ -24,7 +20,7 @@ regression as (
         last_x_days,
         residual_standard_error
     from {{ ref('int_user_metric_regression') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 definitions as (

@@ -1,7 +1,3 @@
-{{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['kpi_events', 'attempts'], 'as_of': false},
-) }}
 -- The recommendations each user received per priority and how many they implemented, from
 -- recommendation_made KPI events.
 with recommendations as (
@@ -12,7 +8,7 @@ with recommendations as (
         coalesce(event_value ->> 'implemented' = 'true', false) as implemented
     from {{ ref('fact_kpi_events') }}
     where
-        {{ in_changed_batch() }}
+        {{ in_batch('users') }}
         and event_type = 'recommendation_made'
 )
 

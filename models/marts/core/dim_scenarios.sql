@@ -1,10 +1,8 @@
 {{ config(
     post_hook=["{{ star_statements([
         citus_distribute('reference'),
-        star_foreign_key('org_id', ref('dim_orgs'), 'org_id'),
     ]) }}"],
 ) }}
--- depends_on: {{ ref('dim_orgs') }}
 -- Scenarios: the current version of each scenario (the open row of the SCD2 snapshot
 -- snap_scenarios).
 select

@@ -1,13 +1,8 @@
 {{ config(
     post_hook=["{{ star_statements([
         citus_distribute('reference'),
-        star_foreign_key('date_key', this, 'date_key', ref('fact_scenario_attempts')),
-        star_foreign_key('date_key', this, 'date_key', ref('fact_sessions')),
-        star_foreign_key('date_key', this, 'date_key', ref('fact_kpi_events')),
-        star_foreign_key('date_key', this, 'date_key', ref('fact_session_metrics')),
     ]) }}"],
 ) }}
--- depends_on: {{ ref('fact_session_metrics') }}
 -- The calendar: one row per date from the first date of any fact (attempts, sessions, KPI
 -- events) through the end of the year after as_of (or after the last fact date, if later).
 -- Dates are UTC; week is the ISO week and day_of_week the ISO weekday (1 = Monday).

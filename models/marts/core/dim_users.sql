@@ -2,10 +2,8 @@
     indexes=[{'columns': ['org_id', 'team']}],
     post_hook=["{{ star_statements([
         citus_distribute('reference'),
-        star_foreign_key('org_id', ref('dim_orgs'), 'org_id'),
     ]) }}"],
 ) }}
--- depends_on: {{ ref('dim_orgs') }}
 -- Users: the current version of each user (the open row of the SCD2 snapshot snap_users).
 select
     user_id,

@@ -1,6 +1,6 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='replace_held',
+    incremental_strategy='delete+insert',
     unique_key=['org_id', 'id'],
     on_schema_change='fail',
     indexes=[
@@ -13,23 +13,16 @@
     post_hook=["{{ star_statements([
         star_primary_key(['id']),
         citus_distribute('distributed', key='id'),
-        star_foreign_key('org_id', ref('dim_orgs'), 'org_id'),
-        star_foreign_key('user_id', ref('dim_users'), 'user_id'),
-        star_foreign_key('scenario_id', ref('dim_scenarios'), 'scenario_id'),
         star_analyze(),
     ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
 -- depends_on: {{ ref('stg_kpi_events') }}
 -- depends_on: {{ ref('stg_kpi_event_deliveries') }}
--- depends_on: {{ ref('dim_orgs') }}
--- depends_on: {{ ref('dim_users') }}
--- depends_on: {{ ref('dim_scenarios') }}
 -- KPI events (the first loaded row of each event_id), with occurred_at resolved: as
 -- delivered, else the attempt's started_at + timestamp_ms (attempt matched on org_id and
 -- attempt_id, any status), else null while the attempt is unknown.
--- Incremental on (org_id, id), strategy replace_held (a delete+insert whose delete probes
--- only the batch rows the fact can hold, macros/star/incremental.sql): takes the events of the loads since the watermark minus the
+-- Incremental (dbt's delete+insert on org_id, id): takes the events of the loads since the watermark minus the
 -- lookback that the fact does not hold yet (an event it holds from the same or an earlier
 -- load is unchanged, so re-reading the lookback window costs one index probe per event),
 -- and re-resolves the events already in the fact whose attempt was (re)delivered in the
@@ -106,6 +99,8 @@ with new_events as (
 -- was delivered again or late in the attempt loads being re-read: resolved once more
 existing_events_of_changed_attempts as (
     {% if is_incremental() -%}
+        -- every version of those attempts, whatever its org: an attempt re-delivered under
+        -- another org leaves the events of its old org without an attempt (unresolved)
         select
             existing.id as event_id,
             existing.attempt_id,
@@ -122,13 +117,19 @@ existing_events_of_changed_attempts as (
             existing._load_id,
             existing.loaded_at
         from {{ this }} as existing
-        inner join {{ ref('stg_attempts') }} as changed_attempts
-            on
-                existing.org_id = changed_attempts.org_id
-                and existing.attempt_id = changed_attempts.attempt_id
         where
-            {{ star_in_recent_loads('attempts', 'changed_attempts') }}
-            and existing.occurred_at_source != 'event'
+            existing.occurred_at_source != 'event'
+            and existing.attempt_id = any(array(
+                select delivered.attempt_id from {{ source('raw', 'attempts') }} as delivered
+                where delivered._load_id in ({{ star_recent_loads('attempts') }})
+            ))
+            and existing.org_id = any(array(
+                select versions.org_id from {{ source('raw', 'attempts') }} as versions
+                where versions.attempt_id = any(array(
+                    select delivered.attempt_id from {{ source('raw', 'attempts') }} as delivered
+                    where delivered._load_id in ({{ star_recent_loads('attempts') }})
+                ))
+            ))
     {%- else -%}
         -- a first build or a full refresh resolves every event in new_events: none here
         select

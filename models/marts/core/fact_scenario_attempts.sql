@@ -16,16 +16,10 @@
     post_hook=["{{ star_statements([
         star_primary_key(['attempt_id']),
         citus_distribute('distributed', key='attempt_id'),
-        star_foreign_key('org_id', ref('dim_orgs'), 'org_id'),
-        star_foreign_key('user_id', ref('dim_users'), 'user_id'),
-        star_foreign_key('scenario_id', ref('dim_scenarios'), 'scenario_id'),
         star_analyze(),
     ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
--- depends_on: {{ ref('dim_orgs') }}
--- depends_on: {{ ref('dim_users') }}
--- depends_on: {{ ref('dim_scenarios') }}
 -- Completed scenario attempts (the winning version of each attempt whose status is
 -- 'completed'). Incremental: re-reads the attempt loads since the watermark (minus the
 -- lookback) and upserts them on (org_id, attempt_id); the pre-hook first removes attempts

@@ -12,16 +12,11 @@
     post_hook=["{{ star_statements([
         star_primary_key(['session_id', 'metric']),
         citus_distribute('distributed', key='session_id, metric'),
-        star_foreign_key('session_id', ref('fact_sessions'), 'session_id'),
-        star_foreign_key('org_id', ref('dim_orgs'), 'org_id'),
-        star_foreign_key('user_id', ref('dim_users'), 'user_id'),
         star_analyze(),
     ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
 -- depends_on: {{ ref('fact_sessions') }}
--- depends_on: {{ ref('dim_orgs') }}
--- depends_on: {{ ref('dim_users') }}
 -- Upserted at session grain: the pre-hook deletes every metric row of the sessions the
 -- batch re-reads (the same sessions, through the same loads), so the batch is appended;
 -- a key-grain delete would probe one key per row and find nothing. The primary key

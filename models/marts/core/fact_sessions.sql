@@ -13,14 +13,10 @@
     post_hook=["{{ star_statements([
         star_primary_key(['session_id']),
         citus_distribute('distributed', key='session_id'),
-        star_foreign_key('org_id', ref('dim_orgs'), 'org_id'),
-        star_foreign_key('user_id', ref('dim_users'), 'user_id'),
         star_analyze(),
     ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
--- depends_on: {{ ref('dim_orgs') }}
--- depends_on: {{ ref('dim_users') }}
 -- Practice sessions (the winning version of each session), with scores, the six voice
 -- metrics and the JSON lists. Incremental on (org_id, session_id) from the session loads
 -- since the watermark minus the lookback.

@@ -2,8 +2,6 @@
     choose a nested loop over the event counts (seen: 2.8 k x 1.4 k rows, 0.3 s); the
     hash join it should pick is the plan for any batch size -#}
 {{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'attempt_id'], 'streams': ['attempts', 'kpi_events'], 'as_of': false},
     indexes=[{'columns': ['org_id', 'user_id']}],
     pre_hook=["set local enable_nestloop = off"],
 ) }}
@@ -18,7 +16,7 @@ with attempts as (
         scenario_id,
         duration_seconds
     from {{ ref('fact_scenario_attempts') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('attempts') }}
 ),
 
 event_counts as (
@@ -33,7 +31,7 @@ event_counts as (
         sum(events) filter (where event_type = 'keyword_mentioned') as keywords_mentioned,
         sum(events) filter (where event_type = 'long_pause') as long_pauses
     from {{ ref('int_kpi_attempt_event_counts') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('attempts') }}
     group by org_id, attempt_id
 )
 

@@ -1,7 +1,3 @@
-{{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id'], 'streams': ['kpi_events'], 'as_of': false},
-) }}
 -- Per org, event type and minute into the attempt (minute_offset = floor(timestamp_ms /
 -- 60000)): how many KPI events happened then, over every event of fact_kpi_events (summed
 -- from the per-load counts). category comes from the seed event_types ('unknown' for new
@@ -13,7 +9,7 @@ with minute_counts as (
         minute_offset,
         sum(events)::bigint as events
     from {{ ref('int_kpi_minute_counts_by_load') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('orgs') }}
     group by org_id, event_type, minute_offset
 ),
 

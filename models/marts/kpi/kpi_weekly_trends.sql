@@ -1,6 +1,4 @@
 {{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id'], 'streams': ['attempts', 'kpi_events'], 'as_of': false},
     indexes=[{'columns': ['org_id', 'week']}],
 ) }}
 -- Per org, ISO week of the attempt's start (UTC) and event type: the events of that type
@@ -14,8 +12,8 @@ with attempts as (
         week_start
     from {{ ref('int_star_attempts') }}
     where
-        {{ in_changed_batch() }}
-        and {{ in_changed_batch_records('attempts') }}
+        {{ in_batch('orgs') }}
+        and {{ in_batch_records('attempts', 'orgs') }}
 ),
 
 event_counts as (
@@ -25,7 +23,7 @@ event_counts as (
         event_type,
         events
     from {{ ref('int_kpi_attempt_event_counts') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('orgs') }}
 ),
 
 event_types as (

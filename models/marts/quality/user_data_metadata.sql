@@ -1,9 +1,5 @@
-{{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['users', 'sessions', 'attempts', 'kpi_events'], 'as_of': false},
-) }}
 {#- the touched-users filter, rendered once for the six relations it applies to -#}
-{%- set in_batch = in_changed_batch() -%}
+{%- set batch_filter = in_batch('users') -%}
 -- The per-user metadata block of the user export: one row per user (dim_users).
 -- first/last_data_date: the first and last UTC date of any of the user's records in the
 -- marts (session started_at, completed attempt started_at, KPI event occurred_at);
@@ -21,7 +17,7 @@ with users as (
         user_id,
         org_id
     from {{ ref('dim_users') }}
-    where {{ in_batch }}
+    where {{ batch_filter }}
 ),
 
 metric_count as (
@@ -36,7 +32,7 @@ user_sessions as materialized (
         min(started_at) as first_at,
         max(started_at) as last_at
     from {{ ref('fact_sessions') }}
-    where {{ in_batch }}
+    where {{ batch_filter }}
     group by user_id
 ),
 
@@ -47,7 +43,7 @@ user_attempts as materialized (
         min(started_at) as first_at,
         max(started_at) as last_at
     from {{ ref('fact_scenario_attempts') }}
-    where {{ in_batch }}
+    where {{ batch_filter }}
     group by user_id
 ),
 
@@ -58,7 +54,7 @@ user_events as materialized (
         min(occurred_at) as first_at,
         max(occurred_at) as last_at
     from {{ ref('fact_kpi_events') }}
-    where {{ in_batch }}
+    where {{ batch_filter }}
     group by user_id
 ),
 
@@ -67,7 +63,7 @@ user_metric_values as materialized (
         user_id,
         count(*) as metric_values
     from {{ ref('fact_session_metrics') }}
-    where {{ in_batch }}
+    where {{ batch_filter }}
     group by user_id
 ),
 
@@ -77,7 +73,7 @@ expected_records as materialized (
         sum(records_expected) as records_expected
     from {{ ref('int_quality_expected_records') }}
     where
-        {{ in_batch }}
+        {{ batch_filter }}
         and stream in ('attempts', 'sessions', 'kpi_events')
     group by user_id
 ),

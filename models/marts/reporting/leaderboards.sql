@@ -1,6 +1,5 @@
 {{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id'], 'streams': ['attempts', 'users'], 'as_of': true},
+    as_of_relative=true,
     indexes=[
         {'columns': ['org_id', 'period_type', 'period_start']},
         {'columns': ['org_id', 'user_id']},
@@ -18,7 +17,7 @@ with user_periods as (
         attempts,
         avg_score
     from {{ ref('int_star_user_period_scores') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('orgs') }}
 ),
 
 ranked as (

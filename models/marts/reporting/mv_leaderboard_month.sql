@@ -1,6 +1,4 @@
 {{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id'], 'streams': ['attempts'], 'as_of': false},
     indexes=[{'columns': ['org_id', 'month']}, {'columns': ['org_id', 'user_id']}],
 ) }}
 -- Monthly leaderboard per org: each user's completed attempts with a score in a calendar
@@ -16,7 +14,7 @@ with user_months as (
         avg_talk_percentage
     from {{ ref('int_star_user_period_scores') }}
     where
-        {{ in_changed_batch() }}
+        {{ in_batch('orgs') }}
         and period_type = 'month'
 )
 

@@ -1,6 +1,5 @@
 {{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id'], 'streams': ['attempts', 'orgs'], 'as_of': true},
+    as_of_relative=true,
 ) }}
 -- One row per org (every org of dim_orgs and any org with attempts), over completed
 -- attempts: distinct users, attempts, average score, the latest end (or start when the end
@@ -13,7 +12,7 @@ with attempts as (
         started_at,
         ended_at
     from {{ ref('fact_scenario_attempts') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('orgs') }}
 ),
 
 org_attempts as (
@@ -31,7 +30,7 @@ org_attempts as (
 
 orgs as (
     select org_id from {{ ref('dim_orgs') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('orgs') }}
     union
     select org_id from org_attempts
 )

@@ -1,6 +1,4 @@
 {{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id'], 'streams': ['attempts'], 'as_of': false},
     indexes=[{'columns': ['org_id', 'scenario_id']}],
 ) }}
 -- Per org and scenario, over completed attempts with a score: how often it was attempted,
@@ -17,7 +15,7 @@ select
     max(started_at) as last_attempted
 from {{ ref('fact_scenario_attempts') }}
 where
-    {{ in_changed_batch() }}
+    {{ in_batch('orgs') }}
     and score is not null
     and scenario_id is not null
 group by org_id, scenario_id

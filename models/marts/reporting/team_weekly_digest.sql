@@ -1,6 +1,5 @@
 {{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id'], 'streams': ['attempts', 'users'], 'as_of': true},
+    as_of_relative=true,
     indexes=[{'columns': ['org_id', 'week_start']}],
 ) }}
 -- What managers get by email: per org, team and ISO week (UTC, by the attempt's started_at)
@@ -28,8 +27,8 @@ attempts as (
     from {{ ref('int_star_attempts') }} as attempts
     left join users on attempts.user_id = users.user_id
     where
-        {{ in_changed_batch('attempts') }}
-        and {{ in_changed_batch_records('attempts', 'attempts') }}
+        {{ in_batch('orgs', 'attempts') }}
+        and {{ in_batch_records('attempts', 'orgs', 'attempts') }}
 ),
 
 team_weeks as (

@@ -1,6 +1,5 @@
 {{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': true},
+    as_of_relative=true,
 ) }}
 -- The areas to improve each user's sessions named, relative to as_of.
 with areas as (
@@ -11,7 +10,7 @@ with areas as (
         item as area
     from {{ ref('int_session_list_items') }}
     where
-        {{ in_changed_batch() }}
+        {{ in_batch('users') }}
         and list_name = 'areas_to_improve'
         and started_at < {{ as_of_end() }}
 )

@@ -1,7 +1,3 @@
-{{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
-) }}
 -- Each user's language-practice activity per ISO week and per calendar month (UTC).
 -- Averages are summed exactly (numeric), so they do not depend on the order rows are read:
 -- an incremental build and a full refresh agree to the last bit.
@@ -18,7 +14,7 @@ with sessions as (
         fluency_score,
         grammar_score
     from {{ ref('fact_sessions') }}
-    where {{ in_changed_batch() }}
+    where {{ in_batch('users') }}
 ),
 
 periods as (

@@ -1,7 +1,3 @@
-{{ config(
-    incremental_strategy='replace_changed',
-    changed_by={'keys': ['org_id', 'user_id'], 'streams': ['sessions'], 'as_of': false},
-) }}
 -- The topics each user has practised: in how many sessions, and when last.
 with topics as (
     select
@@ -12,7 +8,7 @@ with topics as (
         item as topic
     from {{ ref('int_session_list_items') }}
     where
-        {{ in_changed_batch() }}
+        {{ in_batch('users') }}
         and list_name = 'topics'
 )
 
