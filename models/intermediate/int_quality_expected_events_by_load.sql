@@ -28,32 +28,19 @@ with deliveries as (
     {%- endif %}
 )
 
+-- the fact holds each event id once: a left join on its key finds, for each delivery, the
+-- load the marts kept it from (or nothing when it was lost). A join, not an `in
+-- (subquery) or not exists`, so the plan stays a hash or index join whatever the batch's
+-- size (a subquery that outgrows work_mem is re-scanned per row: quadratic).
 select
     deliveries._load_id,
     deliveries.org_id,
     deliveries.user_id,
     count(distinct deliveries.event_id) as records_expected
 from deliveries
-where
-    {% if is_incremental() -%}
-        -- most events are held from the load being counted: one hashed lookup among the
-        -- fact rows of these loads (through their _load_id index) settles them, and only
-        -- the rest (re-deliveries, lost events) are probed one by one below. Equivalent,
-        -- since fact_kpi_events holds each id once.
-        (deliveries.event_id, deliveries._load_id) in (
-            select
-                held.id,
-                held._load_id
-            from {{ ref('fact_kpi_events') }} as held
-            where held._load_id in ({{ star_recent_loads('kpi_events') }})
-        )
-        or
-    {% endif -%}
-    not exists (
-        select from {{ ref('fact_kpi_events') }} as kept
-        where
-            kept.org_id = deliveries.org_id
-            and kept.id = deliveries.event_id
-            and kept._load_id <> deliveries._load_id
-    )
+left join {{ ref('fact_kpi_events') }} as kept
+    on
+        deliveries.org_id = kept.org_id
+        and deliveries.event_id = kept.id
+where kept.id is null or kept._load_id = deliveries._load_id
 group by deliveries._load_id, deliveries.org_id, deliveries.user_id
