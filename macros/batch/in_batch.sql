@@ -9,7 +9,7 @@
 
     recomputes only those entities, each from its whole history, and the strategy
     (macros/batch/replace_batch.sql) replaces exactly their rows. The whole model is
-    recomputed instead (every row replaced) on a first build or --full-refresh, when the
+    recomputed instead (every row replaced, in place) on a first build or --full-refresh, when the
     model has no watermark in ops.model_watermarks yet, when the batch models were not
     built in this invocation (e.g. `--select` of the mart alone), and, for a model with
     config as_of_relative=true, when as_of differs from its last build's.
@@ -26,7 +26,8 @@
         {{- return(false) -}}
     {%- endif -%}
     {%- set watermarks = source('ops', 'model_watermarks') -%}
-    {%- if not execute or this is none or not is_incremental() -%}
+    {#- --full-refresh: the marts keep their tables (full_refresh: false) and are recomputed whole -#}
+    {%- if not execute or this is none or not is_incremental() or flags.FULL_REFRESH -%}
         {{- return(false) -}}
     {%- endif -%}
     {%- for name in batch_models() -%}

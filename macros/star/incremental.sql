@@ -1,3 +1,19 @@
+{#- True when a fact reads only the recent loads: an incremental run that is not a
+    --full-refresh. The marts keep their tables on --full-refresh (config full_refresh:
+    false in dbt_project.yml, so the export views on them stay readable throughout):
+    is_incremental() is then true, and a fact is recomputed whole in place (its rows
+    deleted by star_delete_on_full_refresh, every row inserted, in one transaction). -#}
+{% macro star_reads_increment() -%}
+    {{- return(is_incremental() and not flags.FULL_REFRESH) -}}
+{%- endmacro %}
+
+{#- pre-hook of the facts: on a --full-refresh of a table that stays, its rows go first. -#}
+{% macro star_delete_on_full_refresh() -%}
+    {%- if is_incremental() and flags.FULL_REFRESH -%}
+    delete from {{ this }}
+    {%- endif -%}
+{%- endmacro %}
+
 {#- The loads an incremental model (re)reads: every load of the stream that finished after
     the newest load the model already holds (its highest _load_id) finished, minus
     var('lookback_days') days; with lookback_days = 0, only loads newer than what it holds.

@@ -7,7 +7,7 @@
 {#- fact_scenario_attempts: attempts whose current version is no longer completed, or now
     belongs to another org. -#}
 {% macro star_retract_attempts() -%}
-    {%- if is_incremental() -%}
+    {%- if star_reads_increment() -%}
     delete from {{ this }} as fact
     using {{ ref('stg_attempts') }} as current_version
     where
@@ -19,7 +19,7 @@
 
 {#- fact_sessions: sessions whose current version belongs to another org. -#}
 {% macro star_retract_sessions() -%}
-    {%- if is_incremental() -%}
+    {%- if star_reads_increment() -%}
     delete from {{ this }} as fact
     using {{ ref('stg_sessions') }} as current_version
     where
@@ -33,7 +33,7 @@
     re-read; the batch inserts their current non-null metrics again (a metric that became
     empty disappears). -#}
 {% macro star_retract_session_metrics() -%}
-    {%- if is_incremental() -%}
+    {%- if star_reads_increment() -%}
     delete from {{ this }} as fact
     using {{ ref('stg_sessions') }} as current_version
     where

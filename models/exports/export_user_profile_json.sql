@@ -68,7 +68,7 @@ summary as (
         last_data_date,
         data_points,
         completeness_pct
-    from {{ ref('export_user_summary') }}
+    from {{ ref('int_export_user_summary') }}
 ),
 
 sessions as (
@@ -94,7 +94,7 @@ sessions as (
         topics,
         vocabulary_learned,
         areas_to_improve
-    from {{ ref('export_sessions') }}
+    from {{ ref('int_export_sessions') }}
 ),
 
 session_documents as (
@@ -315,7 +315,7 @@ coaching_events as (
         event_value,
         timestamp_ms,
         occurred_at
-    from {{ ref('export_kpi_events') }}
+    from {{ ref('int_export_kpi_events') }}
     where event_type in ('feedback_given', 'recommendation_made')
 ),
 

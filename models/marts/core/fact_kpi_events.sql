@@ -9,7 +9,10 @@
         {'columns': ['date_key']},
         {'columns': ['_load_id']},
     ],
-    pre_hook=["set local work_mem = '{{ var('star_big_work_mem', '1GB') }}'"],
+    pre_hook=[
+        "set local work_mem = '{{ var('star_big_work_mem', '1GB') }}'",
+        "{{ star_delete_on_full_refresh() }}",
+    ],
     post_hook=["{{ star_statements([
         star_primary_key(['id']),
         citus_distribute('distributed', key='id'),
@@ -29,7 +32,7 @@
 -- attempt loads of the same window, so a late attempt file fills their occurred_at. Only
 -- rows whose occurred_at or occurred_at_source changes are written back.
 with new_events as (
-    {% if is_incremental() -%}
+    {% if star_reads_increment() -%}
         -- the rows of the loads being re-read, deduplicated among themselves by the
         -- staging rule (star_version_rank) and dropped when the fact holds the event from
         -- the same or an earlier load: what is left are the winners of stg_kpi_events from
@@ -98,7 +101,7 @@ with new_events as (
 -- events already in the fact whose occurred_at came (or should come) from an attempt that
 -- was delivered again or late in the attempt loads being re-read: resolved once more
 existing_events_of_changed_attempts as (
-    {% if is_incremental() -%}
+    {% if star_reads_increment() -%}
         -- every version of those attempts, whatever its org: an attempt re-delivered under
         -- another org leaves the events of its old org without an attempt (unresolved)
         select
@@ -194,7 +197,7 @@ candidate_events as (
 -- new_events was planned as a nested loop, its row estimate being far too low, and went
 -- quadratic when the lookback window re-read events of re-delivered attempts.)
 events_to_resolve as (
-    select {% if is_incremental() %}distinct on (event_id){% endif %}
+    select {% if star_reads_increment() %}distinct on (event_id){% endif %}
         event_id,
         attempt_id,
         session_id,
@@ -210,7 +213,7 @@ events_to_resolve as (
         _load_id,
         loaded_at
     from candidate_events
-    {% if is_incremental() -%}
+    {% if star_reads_increment() -%}
         order by event_id, previous_occurred_at_source nulls first
     {%- endif %}
 ),
@@ -224,7 +227,7 @@ attempts as (
         org_id,
         started_at
     from {{ ref('stg_attempts') }}
-    {% if is_incremental() -%}
+    {% if star_reads_increment() -%}
         where attempt_id = any(array(
             select events_to_resolve.attempt_id from events_to_resolve
             where events_to_resolve.delivered_occurred_at is null
@@ -280,7 +283,7 @@ select
     _load_id,
     loaded_at
 from resolved
-{% if is_incremental() -%}
+{% if star_reads_increment() -%}
     -- an event held already is written back only when its resolution changed
     where
         (occurred_at, occurred_at_source)

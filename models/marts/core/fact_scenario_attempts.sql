@@ -10,9 +10,7 @@
         {'columns': ['org_id', 'scenario_id']},
         {'columns': ['_load_id']},
     ],
-    pre_hook=[
-        "{{ star_retract_attempts() }}",
-    ],
+    pre_hook=["{{ star_delete_on_full_refresh() }}", "{{ star_retract_attempts() }}"],
     post_hook=["{{ star_statements([
         star_primary_key(['attempt_id']),
         citus_distribute('distributed', key='attempt_id'),
@@ -42,7 +40,7 @@ with attempts as (
     from {{ ref('stg_attempts') }}
     where
         status = 'completed'
-        {% if is_incremental() -%}
+        {% if star_reads_increment() -%}
             and {{ star_in_recent_loads('attempts') }}
         {%- endif %}
 )

@@ -9,7 +9,7 @@
         {'columns': ['org_id', 'user_id', 'started_at']},
         {'columns': ['_load_id']},
     ],
-    pre_hook=["{{ star_retract_sessions() }}"],
+    pre_hook=["{{ star_delete_on_full_refresh() }}", "{{ star_retract_sessions() }}"],
     post_hook=["{{ star_statements([
         star_primary_key(['session_id']),
         citus_distribute('distributed', key='session_id'),
@@ -48,7 +48,7 @@ with sessions as (
         _load_id,
         loaded_at
     from {{ ref('stg_sessions') }}
-    {% if is_incremental() -%}
+    {% if star_reads_increment() -%}
         where {{ star_in_recent_loads('sessions') }}
     {%- endif %}
 )
