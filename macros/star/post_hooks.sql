@@ -83,3 +83,36 @@
     {%- endfor -%}
     {{- kept | join(';\n') -}}
 {%- endmacro %}
+
+{#- Readable names for the indexes of the model's `indexes` config: dbt names them by an md5
+    hash; BI tools and `\d` show `<table>_<columns>_idx` instead (PostgreSQL's own
+    convention). Renames only indexes whose name is such a hash; one catalog query when
+    there is nothing to rename. -#}
+{% macro star_readable_index_names() -%}
+    {%- if config.get('indexes') and config.get('materialized') in ('table', 'incremental') -%}
+    do $index_names$
+    declare
+        found record;
+        wanted text;
+    begin
+        for found in
+            select
+                index_class.relname as index_name,
+                (select string_agg(attribute.attname, '_' order by key_column.position)
+                 from unnest(present.indkey::int2[]) with ordinality as key_column (attnum, position)
+                 inner join pg_attribute as attribute
+                     on attribute.attrelid = present.indrelid and attribute.attnum = key_column.attnum
+                ) as columns
+            from pg_index as present
+            inner join pg_class as index_class on index_class.oid = present.indexrelid
+            where present.indrelid = '{{ this }}'::regclass and index_class.relname ~ '^[0-9a-f]{32}$'
+        loop
+            wanted := left('{{ this.identifier }}_' || found.columns, 59) || '_idx';
+            if to_regclass(quote_ident('{{ this.schema }}') || '.' || quote_ident(wanted)) is null then
+                execute format('alter index %I.%I rename to %I', '{{ this.schema }}', found.index_name, wanted);
+            end if;
+        end loop;
+    end
+    $index_names$
+    {%- endif -%}
+{%- endmacro %}
