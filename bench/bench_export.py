@@ -33,7 +33,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loaders.db import ensure_env  # noqa: E402
+from warehouse.db import ensure_env  # noqa: E402
 
 DATABASE = "bench_exports"
 TARGET = 1.2
@@ -121,7 +121,7 @@ analyze;
 
 
 def psql_binary() -> str | None:
-    from loaders.embedded import EmbeddedServer
+    from warehouse.embedded import EmbeddedServer
 
     path = EmbeddedServer().psql_path()
     return str(path) if path.exists() else shutil.which("psql")

@@ -30,10 +30,10 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loaders.db import ensure_env  # noqa: E402
-from loaders.generate import generate  # noqa: E402
 from loaders.load import Loader, discover  # noqa: E402
 from loaders.streams import KPI_EVENTS  # noqa: E402
+from warehouse.db import ensure_env  # noqa: E402
+from warehouse.generate import generate  # noqa: E402
 
 DLT_PYTHON = ROOT / "bench" / ".venv-dlt" / "bin" / "python"
 RESULTS = ROOT / "bench" / "results"

@@ -1,3 +1,2 @@
-"""Training-analytics warehouse: loaders, embedded database and the `warehouse` CLI."""
-
-__version__ = "0.1.0"
+"""Loading raw files into the `raw` schema: the stream declarations (`streams`), the raw
+schema (`schema`), the validation rules (`rules`) and the loader (`load`)."""

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: lint (ruff, sqlfluff) then pytest against a real PostgreSQL.
+# The whole test suite: lint (ruff, mypy, sqlfluff) then pytest against a real PostgreSQL.
 # Called by `./bootstrap.sh test` (the README's test command) and by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,7 +7,10 @@ export DO_NOT_TRACK=1 DBT_SEND_ANONYMOUS_USAGE_STATS=false
 venv=.venv/bin
 
 echo "== ruff"
-"$venv/ruff" check loaders tests bench scripts
+"$venv/ruff" check loaders warehouse tests bench scripts
+
+echo "== mypy"
+"$venv/mypy"
 
 echo "== sqlfluff"
 "$venv/sqlfluff" lint models analyses snapshots --processes 2

@@ -81,7 +81,7 @@ class Database:
 
 @pytest.fixture(scope="session")
 def server_env() -> dict[str, str]:
-    from loaders.db import ensure_env
+    from warehouse.db import ensure_env
 
     env = ensure_env()
     return {key: env[key] for key in ("PGHOST", "PGPORT", "PGUSER") if key in env}
@@ -112,7 +112,7 @@ def fresh_database(server_env: dict[str, str], request) -> Iterator[Database]:
 @pytest.fixture(scope="session")
 def generated_data(tmp_path_factory) -> Path:
     """Synthetic raw files (mixed formats, bad rows and re-deliveries included)."""
-    from loaders.generate import generate
+    from warehouse.generate import generate
 
     out = tmp_path_factory.mktemp("generated")
     generate(out, scale=DATA_SCALE, seed=DATA_SEED, as_of=AS_OF)

@@ -96,7 +96,7 @@ def test_db_env_exports_the_same_settings(maintenance_db):
 
 
 def test_db_status_of_the_embedded_server(server_env):
-    from loaders.embedded import EmbeddedServer
+    from warehouse.embedded import EmbeddedServer
 
     server = EmbeddedServer()
     if str(server.socket_dir) != server_env["PGHOST"] or not server.status().running:
@@ -173,7 +173,7 @@ def test_load_without_paths_is_a_usage_error(empty_database):
 
 
 def test_build_leaves_audits_and_unit_tests_to_check_unless_selected() -> None:
-    from loaders.cli import build_arguments
+    from warehouse.dbt_runner import build_arguments
 
     assert build_arguments(["--full-refresh"]) == [
         "--full-refresh", "--exclude", "tag:full_scan", "--exclude-resource-type", "unit_test",

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from loaders.export import EXPORT_VIEWS
+from warehouse.export import EXPORT_VIEWS
 
 # each view's key: rows are compared by it
 KEYS = {
@@ -110,7 +110,7 @@ def export(db, tmp_path: Path, view: str, fmt: str, *extra: str) -> Path:
 
 
 def psql_binary() -> str | None:
-    from loaders.embedded import EmbeddedServer
+    from warehouse.embedded import EmbeddedServer
 
     path = EmbeddedServer().psql_path()
     if path.exists():

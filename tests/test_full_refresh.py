@@ -79,7 +79,7 @@ def _is_uuid(text: str) -> bool:
 
 @pytest.fixture(scope="module")
 def batches(tmp_path_factory) -> dict[str, object]:
-    from loaders.generate import generate
+    from warehouse.generate import generate
 
     generated = tmp_path_factory.mktemp("full_refresh_data")
     generate(generated, scale=SCALE, seed=SEED, formats="csv", as_of=AS_OF)

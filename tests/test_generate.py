@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from loaders.generate import BAD_KINDS, STREAMS, generate
+from warehouse.generate import BAD_KINDS, STREAMS, generate
 
 AS_OF = dt.date(2026, 11, 20)
 SCALE = 0.2

@@ -120,7 +120,7 @@ def test_orphan_events_warn_but_do_not_fail(built_warehouse, fresh_database):
 
 
 def test_gx_url_for_a_socket(monkeypatch):
-    from loaders.check import sqlalchemy_url
+    from warehouse.check import sqlalchemy_url
 
     monkeypatch.setenv("PGHOST", "/tmp/some socket")
     monkeypatch.setenv("PGPORT", "5433")
@@ -136,7 +136,7 @@ def test_gx_url_for_a_socket(monkeypatch):
 
 
 def test_report_summary_is_readable():
-    from loaders.check import CheckReport, Outcome
+    from warehouse.check import CheckReport, Outcome
 
     report = CheckReport([
         Outcome("dbt test", "unique_fact_sessions_session_id", "pass"),

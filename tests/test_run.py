@@ -24,7 +24,7 @@ import psycopg
 import pytest
 from conftest import AS_OF, ROOT, Database, _create_database
 
-from loaders.run import RUN_LOCK_CLASS, RUN_LOCK_KEY, free_destination
+from warehouse.run import RUN_LOCK_CLASS, RUN_LOCK_KEY, free_destination
 
 VARS = f"{{as_of: '{AS_OF.isoformat()}'}}"
 # marts rebuilt as tables on every build (swapped in by rename)
@@ -251,7 +251,7 @@ def test_offload_archives_and_keeps_figures(run_db, site):
 
     # a file loaded since the last build (by hand, or by a run killed before building)
     # makes the next run build even with an empty inbox
-    from loaders.run import build_needed
+    from warehouse.run import build_needed
 
     with run_db.connect() as conn:
         assert not build_needed(conn)

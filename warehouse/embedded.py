@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from loaders.paths import state_dir
+from warehouse.paths import state_dir
 
 SERVICE_USER = "embedded_postgres"
 DEFAULT_PORT = 5432
@@ -165,7 +165,7 @@ class EmbeddedServer:
         settings["port"] = str(self.port)
         settings["unix_socket_directories"] = f"'{self.socket_dir}'"
         (self.data_dir / SETTINGS_FILE).write_text(
-            "# written by `warehouse db start` (loaders/embedded.py): edits are overwritten\n"
+            "# written by `warehouse db start` (warehouse/embedded.py): edits are overwritten\n"
             + "".join(f"{key} = {value}\n" for key, value in settings.items()),
             encoding="utf-8",
         )

@@ -1662,7 +1662,7 @@ def _write_manifest(
     output: _Output, world: _World, clock: _Clock, scale: float, formats: str, redeliveries: bool
 ) -> None:
     manifest = {
-        "generator": "loaders.generate",
+        "generator": "warehouse.generate",
         "seed": output.seed,
         "scale": scale,
         "formats": formats,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from loaders.dbt_runner import run_dbt
 from loaders.streams import STREAMS
+from warehouse.dbt_runner import build_arguments, run_dbt
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
@@ -30,8 +30,8 @@ def db() -> None:
 
 
 def _embedded_or_exit():
-    from loaders.db import using_embedded
-    from loaders.embedded import EmbeddedServer
+    from warehouse.db import using_embedded
+    from warehouse.embedded import EmbeddedServer
 
     if not using_embedded():
         return None
@@ -109,7 +109,7 @@ def db_url() -> None:
 @db.command("env")
 def db_env() -> None:
     """Print `export PG...=` lines: eval "$(warehouse db env)"."""
-    from loaders.db import ensure_env
+    from warehouse.db import ensure_env
 
     for key, value in sorted(ensure_env().items()):
         click.echo(f"export {key}={_quote(value)}")
@@ -127,8 +127,8 @@ def db_shell(psql_args: tuple[str, ...]) -> None:
     """Open psql on the warehouse database."""
     import shutil
 
-    from loaders.db import ensure_env
-    from loaders.embedded import EmbeddedServer
+    from warehouse.db import ensure_env
+    from warehouse.embedded import EmbeddedServer
 
     ensure_env()
     psql = str(EmbeddedServer().psql_path())
@@ -149,8 +149,8 @@ def load(args: tuple[str, ...], progress: bool | None) -> None:
     STREAM (orgs, users, scenarios, attempts, sessions, kpi_events) applies to every file;
     without it the stream comes from each file name's prefix.
     """
-    from loaders.db import connect
     from loaders.load import load_paths
+    from warehouse.db import connect
 
     stream_name = None
     paths = list(args)
@@ -182,16 +182,6 @@ def build(dbt_args: tuple[str, ...]) -> None:
     sys.exit(run_dbt(["build", *build_arguments(dbt_args)]))
 
 
-SELECTION_FLAGS = ("-s", "--select", "--exclude", "--selector", "-m", "--models")
-
-
-def build_arguments(dbt_args: tuple[str, ...] | list[str]) -> list[str]:
-    args = list(dbt_args)
-    if any(arg.split("=")[0] in SELECTION_FLAGS for arg in args):
-        return args
-    return [*args, "--exclude", "tag:full_scan", "--exclude-resource-type", "unit_test"]
-
-
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
 def dbt(dbt_args: tuple[str, ...]) -> None:
@@ -211,7 +201,7 @@ def dbt(dbt_args: tuple[str, ...]) -> None:
 @click.option("--no-bad-rows", is_flag=True, help="Write only valid rows.")
 def generate(scale: float, out_dir: Path, seed: int, formats: str, no_bad_rows: bool) -> None:
     """Write deterministic synthetic raw files (no database needed)."""
-    from loaders.generate import generate as write_data
+    from warehouse.generate import generate as write_data
 
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = write_data(out_dir, scale=scale, seed=seed, formats=formats, bad_rows=not no_bad_rows)
@@ -254,10 +244,10 @@ Metabase: connect as role `reporting` (read-only; sees marts and exports).
               help="Where exports go (default: demo_out/ in the project).")
 def demo(scale: float, seed: int, out_dir: Path | None) -> None:
     """Generate a realistic synthetic data set, load it, build, export, and show a tour."""
-    from loaders.db import connect
-    from loaders.generate import generate as write_data
     from loaders.load import load_paths
-    from loaders.paths import project_root, state_dir
+    from warehouse.db import connect
+    from warehouse.generate import generate as write_data
+    from warehouse.paths import project_root, state_dir
 
     data_dir = state_dir() / f"demo-data-scale{scale:g}-seed{seed}"
     if not (data_dir / "manifest.json").exists():
@@ -280,7 +270,7 @@ def demo(scale: float, seed: int, out_dir: Path | None) -> None:
 
 def _write_demo_exports(exports_dir: Path) -> None:
     try:
-        from loaders import export as exporter
+        from warehouse import export as exporter
     except ImportError:
         click.echo("(export module not installed: skipping exports)")
         return
@@ -310,7 +300,7 @@ def export_command(view: str | None, fmt: str | None, out: Path | None, org_id: 
                    compress: bool, archive_org: str | None, checksum: bool) -> None:
     """Stream an export view to CSV, NDJSON or Parquet: warehouse export VIEW [options];
     or warehouse export --archive ORG_ID [--out FILE.zip]."""
-    from loaders import export as exporter
+    from warehouse import export as exporter
 
     try:
         if archive_org:
@@ -342,7 +332,7 @@ def export_command(view: str | None, fmt: str | None, out: Path | None, org_id: 
 def check_command(dbt_vars: str | None, no_docs: bool, no_gx: bool) -> None:
     """The data-quality suite: dbt tests, source freshness, Great Expectations; writes dbt
     docs and GX Data Docs under target/. Exits 1 when an error-severity check fails."""
-    from loaders.check import run_checks
+    from warehouse.check import run_checks
 
     report = run_checks(
         dbt_args=["--vars", dbt_vars] if dbt_vars else [], docs=not no_docs,
@@ -365,7 +355,7 @@ def run_command(inbox: Path | None, wait: bool, no_check: bool, force_build: boo
                 min_age: float, dbt_vars: str | None) -> None:
     """The scheduled job: load new inbox files, move them to processed/ or rejected/,
     build, check. A second run while one is going exits 0 (or waits with --wait)."""
-    from loaders.run import run
+    from warehouse.run import run
 
     outcome = run(
         inbox, wait=wait, check=not no_check, force_build=force_build, min_age=min_age,
@@ -383,6 +373,6 @@ def run_command(inbox: Path | None, wait: bool, no_check: bool, force_build: boo
 def offload_command(days_old: float, inbox: Path | None, delete_source: bool) -> None:
     """Zip old processed inbox files into archives/ with a manifest (the database is
     not touched)."""
-    from loaders.run import offload
+    from warehouse.run import offload
 
     click.echo(offload(days_old, inbox, delete_source=delete_source).line())

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from loaders.dbt_runner import run_dbt, target_path
+from warehouse.dbt_runner import run_dbt, target_path
 
 ERROR = "error"
 WARN = "warn"
@@ -184,7 +184,7 @@ def dbt_docs(dbt_args: list[str]) -> Outcome | str:
 def sqlalchemy_url() -> str:
     """A psycopg2 SQLAlchemy URL for the PG* settings. A unix socket directory goes in the
     `host` query parameter behind a dummy host name (GX rejects a URL without a host)."""
-    from loaders.db import ensure_env
+    from warehouse.db import ensure_env
 
     env = ensure_env()
     user = quote(env.get("PGUSER", "postgres"), safe="")
@@ -325,7 +325,7 @@ def _quiet_gx() -> None:
 
 
 def _existing_relations(schemas: Iterable[str]) -> set[tuple[str, str]]:
-    from loaders.db import connect
+    from warehouse.db import connect
 
     with connect() as conn:
         rows = conn.execute(

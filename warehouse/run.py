@@ -16,7 +16,7 @@ A run:
    with a rename inside one transaction, so a build that fails leaves the previous marts
    in place and readable; export views that a failed build dropped on the way (dbt drops
    a replaced table with `cascade`) are re-created from their saved definitions;
-4. runs the checks (`loaders.check.run_checks`) after a successful build.
+4. runs the checks (`warehouse.check.run_checks`) after a successful build.
 Each run is recorded in `ops.run_log` (in the warehouse database).
 
 Offload zips processed files older than N days (age = time since the run moved them) into
@@ -40,9 +40,8 @@ from pathlib import Path
 import psycopg
 
 from loaders.load import FileResult, discover, file_format
+from warehouse.db import RUN_LOCK_CLASS, RUN_LOCK_KEY
 
-RUN_LOCK_CLASS = 0x5748524E  # "WHRN": held by a running `warehouse run`
-RUN_LOCK_KEY = 1
 _IN_FLIGHT_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".filepart", ".crdownload")
 _DATA_SUFFIXES = (".csv.gz", ".jsonl.gz", ".ndjson.gz", ".csv", ".jsonl", ".ndjson", ".parquet")
 
@@ -88,7 +87,7 @@ class RunOutcome:
 
 
 def default_inbox() -> Path:
-    from loaders.paths import project_root
+    from warehouse.paths import project_root
 
     return project_root() / "inbox"
 
@@ -268,13 +267,11 @@ def guarded_build(dbt_args: list[str] | None = None, say: Callable[[str], None] 
     """`dbt build`; when it fails, export views it dropped on the way (dbt drops a rebuilt
     table's old copy with `cascade`, taking the views that read it) are re-created from
     their definitions saved just before, so BI and psql keep reading the previous figures."""
-    from loaders.db import connect
-    from loaders.dbt_runner import run_dbt
+    from warehouse.db import connect
+    from warehouse.dbt_runner import build_arguments, run_dbt
 
     with connect() as conn:
         save_export_views(conn)
-    from loaders.cli import build_arguments
-
     code = run_dbt(["build", *build_arguments(dbt_args or [])])
     if code != 0:
         with connect() as conn:
@@ -286,7 +283,7 @@ def guarded_build(dbt_args: list[str] | None = None, say: Callable[[str], None] 
 
 
 def _lock_connection(wait: bool) -> psycopg.Connection | None:
-    from loaders.db import connect
+    from warehouse.db import connect
 
     conn = connect(autocommit=True, application_name="warehouse run")
     if wait:
@@ -310,9 +307,9 @@ def run(
     min_age: float = 0.0,
     say: Callable[[str], None] = print,
 ) -> RunOutcome:
-    from loaders.check import run_checks
-    from loaders.db import connect
     from loaders.load import load_paths
+    from warehouse.check import run_checks
+    from warehouse.db import connect
 
     inbox = (inbox or default_inbox()).resolve()
     processed, rejected, _ = siblings(inbox)
@@ -455,7 +452,7 @@ def _sha256(path: Path) -> str:
 
 def _ledger_entries(digests: list[str]) -> dict[str, dict[str, object]]:
     """load_id, stream and row counts per content hash, when the database answers."""
-    from loaders.db import connect
+    from warehouse.db import connect
 
     try:
         with connect() as conn:

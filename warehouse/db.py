@@ -6,7 +6,12 @@ import os
 
 import psycopg
 
-from loaders.embedded import EmbeddedServer
+from warehouse.embedded import EmbeddedServer
+
+# the advisory lock of the scheduled job: `warehouse run` holds it exclusively, an export
+# shares it (it waits for a run's build instead of reading half-built views)
+RUN_LOCK_CLASS = 0x5748524E  # "WHRN"
+RUN_LOCK_KEY = 1
 
 
 def using_embedded() -> bool:

@@ -33,6 +33,8 @@ from typing import IO, Any
 import psycopg
 from psycopg import sql
 
+from warehouse.db import RUN_LOCK_CLASS, RUN_LOCK_KEY
+
 SCHEMA = "exports"
 # the contract's export views, in archive order
 EXPORT_VIEWS = ("attempts", "sessions", "user_summary", "user_profile_json", "kpi_events")
@@ -229,8 +231,6 @@ def pause_runs(
     """Hold the `warehouse run` lock in shared mode while exporting: an export waits for a
     running build to finish (dbt re-creates the export views during a build), and a run
     that starts meanwhile exits and leaves the work to the next one."""
-    from loaders.run import RUN_LOCK_CLASS, RUN_LOCK_KEY
-
     conn.rollback()
     got = conn.execute(
         "select pg_try_advisory_lock_shared(%s, %s)", (RUN_LOCK_CLASS, RUN_LOCK_KEY)
@@ -336,7 +336,7 @@ def _write_parquet(
 
 
 def default_path(view: str, fmt: str, compress: bool, org_id: str | None = None) -> Path:
-    from loaders.paths import project_root
+    from warehouse.paths import project_root
 
     suffix = EXTENSIONS[fmt] + (".gz" if compress and fmt != "parquet" else "")
     name = view if org_id is None else f"{view}_{org_id}"
@@ -359,7 +359,7 @@ def export_view(
     the result carries the SHA-256 of the written bytes (costs about 1 s per 300 MB).
     Connects with the PG* settings unless given a connection."""
     if conn is None:
-        from loaders.db import connect
+        from warehouse.db import connect
 
         with connect() as own, pause_runs(own):
             return export_view(
@@ -418,7 +418,7 @@ def export_archive(
     version, sha256 and size of each member as extracted). `fmt` forces one format for all
     views; by default the flat views are CSV, the documents and events NDJSON."""
     if conn is None:
-        from loaders.db import connect
+        from warehouse.db import connect
 
         with connect() as own, pause_runs(own):
             return export_archive(org_id, out, fmt, views, conn=own)
@@ -428,7 +428,7 @@ def export_archive(
         raise ExportError(f"organisation {org} is not in the warehouse")
     exported_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     if out is None:
-        from loaders.paths import project_root
+        from warehouse.paths import project_root
 
         stamp = exported_at.strftime("%Y%m%dT%H%M%SZ")
         out = project_root() / "exports_out" / f"org_{org}_{stamp}.zip"
