@@ -64,7 +64,7 @@ comment on table raw.rejected_files is
 
 
 def landing_columns(stream: Stream) -> list[sql.Composable]:
-    columns = [
+    columns: list[sql.Composable] = [
         sql.SQL("{} {}").format(sql.Identifier(column.name), sql.SQL(column.sql_type))
         for column in stream.columns
     ]
@@ -126,7 +126,7 @@ def _raw_schema_complete(conn: psycopg.Connection) -> bool:
         (len(expected), expected),
     ).fetchone()
     conn.commit()
-    return bool(row[0])
+    return row is not None and bool(row[0])
 
 
 def ensure_raw_schema(conn: psycopg.Connection) -> None:

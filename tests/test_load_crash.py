@@ -29,7 +29,7 @@ from loader_fixtures import (
     wait_for,
 )
 
-from loaders.load import LOAD_LOCK_CLASS
+from loaders.ledger import LOAD_LOCK_CLASS
 
 module_database, empty_database = database_fixtures("crash")
 

@@ -45,7 +45,9 @@ from loader_fixtures import (
     write_parquet,
 )
 
-import loaders.load as load_module
+import loaders.formats as formats
+from loaders.load import Loader
+from loaders.results import FileResult
 from loaders.streams import STREAMS
 
 module_database, empty_database = database_fixtures("formats")
@@ -386,7 +388,7 @@ def big_csv(tmp_path_factory) -> BigCsv:
 
 def test_large_csv_takes_two_connections_and_loads_exactly(empty_database, big_csv: BigCsv):
     db = empty_database
-    assert big_csv.path.stat().st_size >= load_module.PARALLEL_MIN_BYTES
+    assert big_csv.path.stat().st_size >= formats.PARALLEL_MIN_BYTES
     result = db.warehouse("load", str(big_csv.path), extra_env={"WAREHOUSE_PROGRESS": "1"})
     assert summary_line(big_csv.path, "kpi_events", big_csv.rows, big_csv.good_rows, 4) in (
         result.stdout)
@@ -444,7 +446,7 @@ def _records(data: bytes) -> list[list[str]]:
 def test_split_point_never_cuts_a_quoted_field(tmp_path: Path, monkeypatch):
     """Wherever the middle of the file falls (on a quoted newline, an escaped quote, a
     record end), the second piece starts at a record boundary with the right line number."""
-    monkeypatch.setattr(load_module, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(formats, "PARALLEL_MIN_BYTES", 0)
     header = "org_id,name,updated_at\n"
     tricky = [
         f'{ORG_1},"two\nlines, and ""quotes""\n",2026-03-01T10:00:00Z\n',
@@ -464,7 +466,7 @@ def test_split_point_never_cuts_a_quoted_field(tmp_path: Path, monkeypatch):
         data = text.encode()
         path = tmp_path / "orgs_split.csv"
         path.write_bytes(data)
-        parts = load_module.plan_parts(path, len(header), 2)
+        parts = formats.plan_parts(path, len(header), 2)
         if len(parts) == 1:
             continue
         split = parts[1].start
@@ -475,12 +477,12 @@ def test_split_point_never_cuts_a_quoted_field(tmp_path: Path, monkeypatch):
     assert checked > len(block)
 
 
-def _in_process_split_load(db, path: Path, monkeypatch) -> load_module.FileResult:
+def _in_process_split_load(db, path: Path, monkeypatch) -> FileResult:
     """Load one file with the two-connection path forced on a small file."""
-    monkeypatch.setattr(load_module, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(formats, "PARALLEL_MIN_BYTES", 0)
     with db.connect() as conn:
         conn.commit()
-        result = load_module.Loader(conn, progress=False, workers=2).load_file(path)
+        result = Loader(conn, progress=False, workers=2).load_file(path)
     return result
 
 
@@ -553,7 +555,7 @@ def test_bad_rows_in_second_piece_after_a_multiline_record(
 ):
     """The second piece of a split starts with a record spanning three lines; the bad rows
     after it are still located at their own file lines, with their own text."""
-    monkeypatch.setattr(load_module, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(formats, "PARALLEL_MIN_BYTES", 0)
     header = "org_id,name,updated_at\n"
     multiline = f'{uid(500, "1")},"Org M\nline two\nline three",2026-03-01T10:00:00Z\n'
     bad_type = "not-a-uuid,Org X,2026-03-01T10:00:00Z\n"
@@ -568,7 +570,7 @@ def test_bad_rows_in_second_piece_after_a_multiline_record(
         filler = [f"{uid(i, '1')},Filler {i},2026-03-01T10:00:00Z\n" for i in range(before)]
         text = header + "".join(filler) + "".join(tail)
         path.write_text(text)
-        parts = load_module.plan_parts(path, len(header), 2)
+        parts = formats.plan_parts(path, len(header), 2)
         if len(parts) == 2 and text.encode()[parts[1].start:].startswith(multiline.encode()):
             break
     else:

@@ -343,6 +343,7 @@ def great_expectations(
     """Run the suite on the database; write Data Docs to `docs_dir` when given."""
     _quiet_gx()
     import great_expectations as gx
+    from great_expectations.checkpoint.actions import ValidationAction
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     suite = SUITE if suite is None else suite
@@ -366,7 +367,7 @@ def great_expectations(
     source = context.data_sources.add_postgres("warehouse", connection_string=sqlalchemy_url())
     outcomes: list[Outcome] = []
     definitions = []
-    labels: dict[tuple[str, int], tuple[str, str]] = {}
+    labels: dict[tuple[str, int | None], tuple[str, str]] = {}
     for (schema, relation), expects in suite.items():
         name = f"{schema}.{relation}"
         if (schema, relation) not in existing:
@@ -389,7 +390,9 @@ def great_expectations(
             gx.ValidationDefinition(name=name, data=batch, suite=expectation_suite)
         ))
     if definitions:
-        actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if docs_dir else []
+        actions: list[ValidationAction] = (
+            [gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if docs_dir else []
+        )
         checkpoint = context.checkpoints.add(gx.Checkpoint(
             name="warehouse", validation_definitions=definitions, actions=actions,
             result_format={"result_format": "SUMMARY"},
@@ -398,8 +401,11 @@ def great_expectations(
         for run_result in result.run_results.values():
             name = run_result.suite_name
             for item in run_result.results:
-                index = (item.expectation_config.meta or {}).get("index")
-                label, severity = labels.get((name, index), (item.expectation_config.type, ERROR))
+                config = item.expectation_config
+                position = ((config.meta if config else None) or {}).get("index")
+                label, severity = labels.get(
+                    (name, position), (config.type if config else "expectation", ERROR)
+                )
                 status = "pass" if item.success else "fail" if severity == ERROR else "warn"
                 message = "" if item.success else _gx_message(item)
                 outcomes.append(Outcome("Great Expectations", f"{name}: {label}", status, message))

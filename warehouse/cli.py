@@ -66,9 +66,11 @@ def db_status() -> None:
     if server is None:
         import psycopg
 
+        from warehouse.db import scalar
+
         try:
             with psycopg.connect(connect_timeout=5) as conn:
-                version = conn.execute("show server_version").fetchone()[0]
+                version = scalar(conn, "show server_version")
             click.echo(f"external PostgreSQL {version} at {os.environ['PGHOST']}: reachable")
         except psycopg.Error as error:
             click.echo(f"external PostgreSQL at {os.environ['PGHOST']}: not reachable: {error}")

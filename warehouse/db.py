@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from warehouse.embedded import EmbeddedServer
 
@@ -34,3 +36,13 @@ def connect(autocommit: bool = False, application_name: str = "warehouse") -> ps
     if not autocommit:
         conn.commit()
     return conn
+
+
+def scalar(
+    conn: psycopg.Connection, query: str | sql.Composed, params: tuple[Any, ...] | None = None
+) -> Any:
+    """The first column of the first row of `query` (which returns one row)."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise psycopg.ProgrammingError(f"no row returned by {query!r}")
+    return row[0]

@@ -151,7 +151,7 @@ def _child(command: list[str], env: dict[str, str], **popen: Any) -> Iterator[su
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signum)
 
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, forward)
@@ -162,8 +162,8 @@ def _child(command: list[str], env: dict[str, str], **popen: Any) -> Iterator[su
             if process.poll() is None:
                 _end_group(process)
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            for restored, handler in previous.items():
+                signal.signal(restored, handler)
             if process.stdout is not None:
                 process.stdout.close()
     if received:

@@ -33,7 +33,7 @@ from typing import IO, Any
 import psycopg
 from psycopg import sql
 
-from warehouse.db import RUN_LOCK_CLASS, RUN_LOCK_KEY
+from warehouse.db import RUN_LOCK_CLASS, RUN_LOCK_KEY, scalar
 
 SCHEMA = "exports"
 # the contract's export views, in archive order
@@ -187,7 +187,7 @@ class _HashingWriter(io.RawIOBase):
     def tell(self) -> int:
         return self.size
 
-    def write(self, data) -> int:  # type: ignore[override]
+    def write(self, data) -> int:
         if self.digest is not None:
             self.digest.update(data)
         self.size += len(data)
@@ -232,9 +232,9 @@ def pause_runs(
     running build to finish (dbt re-creates the export views during a build), and a run
     that starts meanwhile exits and leaves the work to the next one."""
     conn.rollback()
-    got = conn.execute(
-        "select pg_try_advisory_lock_shared(%s, %s)", (RUN_LOCK_CLASS, RUN_LOCK_KEY)
-    ).fetchone()[0]
+    got = scalar(
+        conn, "select pg_try_advisory_lock_shared(%s, %s)", (RUN_LOCK_CLASS, RUN_LOCK_KEY)
+    )
     if not got:
         (say or (lambda text: print(text, file=sys.stderr)))(
             "a warehouse run is building: waiting for it to finish before exporting"
@@ -251,7 +251,7 @@ def pause_runs(
         conn.commit()
 
 
-def _copy_to(conn: psycopg.Connection, statement: sql.Composable, handle: IO[bytes]) -> int:
+def _copy_to(conn: psycopg.Connection, statement: sql.Composed, handle: IO[bytes]) -> int:
     cur = conn.cursor()
     write = handle.write
     with cur.copy(statement) as copy:

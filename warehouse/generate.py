@@ -996,7 +996,7 @@ def _make_attempts(
     )
     n = len(user)
     ids = _uuid_objects(rng, n)
-    session_ids = np.where(status == COMPLETED, _uuid_objects(rng, n), None)
+    session_ids = np.where(status == COMPLETED, _uuid_objects(rng, n), np.array(None, dtype=object))
     scenario_ids = _attempt_scenarios(rng, scen.ids[scenario], status)
     talk_ratio = np.clip(people.talk[user] + 0.1 * (skill - people.s0[user]), 0.1, 0.9)
     columns = {

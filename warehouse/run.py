@@ -40,7 +40,7 @@ from pathlib import Path
 import psycopg
 
 from loaders.load import FileResult, discover, file_format
-from warehouse.db import RUN_LOCK_CLASS, RUN_LOCK_KEY
+from warehouse.db import RUN_LOCK_CLASS, RUN_LOCK_KEY, scalar
 
 _IN_FLIGHT_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".filepart", ".crdownload")
 _DATA_SUFFIXES = (".csv.gz", ".jsonl.gz", ".ndjson.gz", ".csv", ".jsonl", ".ndjson", ".parquet")
@@ -157,10 +157,10 @@ def build_needed(conn: psycopg.Connection) -> bool:
         conn.commit()
         return True
     try:
-        newer = conn.execute(
-            "select exists (select from raw.load_ledger where loaded_at >= %s)",
+        newer = scalar(
+            conn, "select exists (select from raw.load_ledger where loaded_at >= %s)",
             (build_started_at or finished_at,),
-        ).fetchone()[0]
+        )
     except psycopg.errors.UndefinedTable:
         newer = True
     conn.rollback()
@@ -223,7 +223,7 @@ def restore_export_views(conn: psycopg.Connection, role: str = "reporting") -> l
     are retried until no more can be created (they may depend on each other)."""
     from psycopg import sql
 
-    if conn.execute("select to_regclass('ops.export_view_definitions')").fetchone()[0] is None:
+    if scalar(conn, "select to_regclass('ops.export_view_definitions')") is None:
         conn.rollback()
         return []
     pending = conn.execute(
@@ -232,9 +232,9 @@ def restore_export_views(conn: psycopg.Connection, role: str = "reporting") -> l
         " where to_regclass(format('exports.%%I', view_name)) is null order by view_name"
     ).fetchall()
     conn.commit()
-    role_exists = conn.execute(
-        "select exists (select from pg_roles where rolname = %s)", (role,)
-    ).fetchone()[0]
+    role_exists = scalar(
+        conn, "select exists (select from pg_roles where rolname = %s)", (role,)
+    )
     conn.commit()
     restored: list[str] = []
     while pending:
@@ -289,9 +289,9 @@ def _lock_connection(wait: bool) -> psycopg.Connection | None:
     if wait:
         conn.execute("select pg_advisory_lock(%s, %s)", (RUN_LOCK_CLASS, RUN_LOCK_KEY))
         return conn
-    got = conn.execute(
-        "select pg_try_advisory_lock(%s, %s)", (RUN_LOCK_CLASS, RUN_LOCK_KEY)
-    ).fetchone()[0]
+    got = scalar(
+        conn, "select pg_try_advisory_lock(%s, %s)", (RUN_LOCK_CLASS, RUN_LOCK_KEY)
+    )
     if not got:
         conn.close()
         return None
@@ -324,9 +324,9 @@ def run(
     try:
         with connect() as conn:
             _ensure_run_log(conn)
-            run_id = conn.execute(
-                "insert into ops.run_log (inbox) values (%s) returning run_id", (str(inbox),)
-            ).fetchone()[0]
+            run_id = scalar(
+                conn, "insert into ops.run_log (inbox) values (%s) returning run_id", (str(inbox),)
+            )
             conn.commit()
             inbox.mkdir(parents=True, exist_ok=True)
             files, others = _inbox_files(inbox, min_age)
