@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from warehouse.dbt_runner import run_dbt, target_path
+from warehouse.metrics import metric_names
 
 ERROR = "error"
 WARN = "warn"
@@ -246,7 +247,6 @@ def _in_set(column: str, values: Iterable[str], severity: str = ERROR) -> Expect
                   severity)
 
 
-METRICS = ("pace", "pitch", "volume", "pauses", "clarity", "confidence")
 _SCORES = ("score", "pronunciation_score", "fluency_score", "grammar_score")
 
 # (schema, relation) -> expectations; the marts' and exports' contract columns only
@@ -288,7 +288,7 @@ SUITE: dict[tuple[str, str], list[Expect]] = {
         _unique("session_id"), _not_null("started_at"), _between("score", 0, 100),
     ],
     ("marts", "fact_session_metrics"): [
-        _unique("session_id", "metric"), _not_null("value"), _in_set("metric", METRICS),
+        _unique("session_id", "metric"), _not_null("value"), _in_set("metric", metric_names()),
     ],
     ("marts", "user_metric_stats"): [
         _unique("user_id", "metric"), _between("n", 1, None),

@@ -357,11 +357,12 @@ def run_command(inbox: Path | None, wait: bool, no_check: bool, force_build: boo
                 min_age: float, dbt_vars: str | None) -> None:
     """The scheduled job: load new inbox files, move them to processed/ or rejected/,
     build, check. A second run while one is going exits 0 (or waits with --wait)."""
-    from warehouse.run import run
+    from warehouse.run import log_to_stdout, run
 
+    log_to_stdout()
     outcome = run(
         inbox, wait=wait, check=not no_check, force_build=force_build, min_age=min_age,
-        dbt_args=["--vars", dbt_vars] if dbt_vars else [], say=click.echo,
+        dbt_args=["--vars", dbt_vars] if dbt_vars else [],
     )
     sys.exit(outcome.exit_code)
 

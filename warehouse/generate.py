@@ -27,100 +27,51 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-STREAMS = ("orgs", "users", "scenarios", "attempts", "sessions", "kpi_events")
+from loaders.streams import (
+    ATTEMPTS,
+    INTEGER,
+    JSON_ARRAY,
+    JSON_OBJECT,
+    KNOWN_EVENT_TYPES,
+    NUMBER,
+    SCENARIOS,
+    SESSIONS,
+    TEXT,
+    TIMESTAMP,
+    UUID,
+    Column,
+    Stream,
+)
+from loaders.streams import STREAMS as DECLARED_STREAMS
+from warehouse.metrics import voice_metrics
+
+STREAMS = tuple(DECLARED_STREAMS)  # in dependency order
 FORMATS = ("mixed", "csv", "jsonl", "parquet")
 
+# how each column is written: its declared kind (loaders/streams.py), except free-text
+# columns, which may need quoting, and two columns the platform writes more precisely
 Schema = tuple[tuple[str, str], ...]
+_ENCODINGS = {
+    UUID: "token", TEXT: "token", TIMESTAMP: "ts", NUMBER: "float", INTEGER: "int",
+    JSON_ARRAY: "list", JSON_OBJECT: "json",
+}
+_FREE_TEXT = {"name", "email", "team", "title"}
+_WRITTEN_AS = {("attempts", "duration_seconds"): "int", ("kpi_events", "occurred_at"): "tsms"}
+
+
+def _encoding(stream: Stream, column: Column) -> str:
+    if (stream.name, column.name) in _WRITTEN_AS:
+        return _WRITTEN_AS[(stream.name, column.name)]
+    if column.kind == TEXT and column.name in _FREE_TEXT:
+        return "str"
+    return _ENCODINGS[column.kind]
+
 
 SCHEMAS: dict[str, Schema] = {
-    "orgs": (
-        ("org_id", "token"),
-        ("name", "str"),
-        ("plan", "token"),
-        ("created_at", "ts"),
-        ("updated_at", "ts"),
-    ),
-    "users": (
-        ("user_id", "token"),
-        ("org_id", "token"),
-        ("name", "str"),
-        ("email", "str"),
-        ("role", "token"),
-        ("team", "str"),
-        ("manager_id", "token"),
-        ("timezone", "token"),
-        ("created_at", "ts"),
-        ("updated_at", "ts"),
-    ),
-    "scenarios": (
-        ("scenario_id", "token"),
-        ("org_id", "token"),
-        ("title", "str"),
-        ("difficulty", "token"),
-        ("category", "token"),
-        ("created_at", "ts"),
-        ("updated_at", "ts"),
-    ),
-    "attempts": (
-        ("attempt_id", "token"),
-        ("org_id", "token"),
-        ("user_id", "token"),
-        ("scenario_id", "token"),
-        ("status", "token"),
-        ("score", "float"),
-        ("duration_seconds", "int"),
-        ("talk_ms", "int"),
-        ("listen_ms", "int"),
-        ("started_at", "ts"),
-        ("ended_at", "ts"),
-        ("updated_at", "ts"),
-    ),
-    "sessions": (
-        ("session_id", "token"),
-        ("org_id", "token"),
-        ("user_id", "token"),
-        ("attempt_id", "token"),
-        ("session_type", "token"),
-        ("started_at", "ts"),
-        ("duration_ms", "int"),
-        ("words_spoken", "int"),
-        ("score", "float"),
-        ("pronunciation_score", "float"),
-        ("fluency_score", "float"),
-        ("grammar_score", "float"),
-        ("pace_wpm", "float"),
-        ("pitch_hz", "float"),
-        ("volume_db", "float"),
-        ("pauses_per_min", "float"),
-        ("clarity", "float"),
-        ("confidence", "float"),
-        ("topics", "list"),
-        ("vocabulary_learned", "list"),
-        ("areas_to_improve", "list"),
-        ("metadata", "json"),
-        ("updated_at", "ts"),
-    ),
-    "kpi_events": (
-        ("event_id", "token"),
-        ("attempt_id", "token"),
-        ("session_id", "token"),
-        ("org_id", "token"),
-        ("user_id", "token"),
-        ("scenario_id", "token"),
-        ("event_type", "token"),
-        ("event_value", "json"),
-        ("timestamp_ms", "int"),
-        ("occurred_at", "tsms"),
-    ),
+    stream.name: tuple((column.name, _encoding(stream, column)) for column in stream.columns)
+    for stream in DECLARED_STREAMS.values()
 }
-ID_COLUMN = {
-    "orgs": "org_id",
-    "users": "user_id",
-    "scenarios": "scenario_id",
-    "attempts": "attempt_id",
-    "sessions": "session_id",
-    "kpi_events": "event_id",
-}
+ID_COLUMN = {stream.name: stream.key for stream in DECLARED_STREAMS.values()}
 BAD_KINDS: dict[str, tuple[str, ...]] = {
     "users": ("bad_role",),
     "scenarios": ("bad_difficulty",),
@@ -232,14 +183,17 @@ SCENARIO_TEMPLATES = (
     ("Job interview: tell me about yourself", "interviewing"),
     ("Small talk at a conference", "small-talk"),
 )
-DIFFICULTIES = ("easy", "medium", "hard")
+DIFFICULTIES = SCENARIOS.column("difficulty").allowed or ()
 DIFFICULTY_WEIGHTS = (0.3, 0.45, 0.25)
 DIFFICULTY_SCORE_SHIFT = np.array([7.0, 0.0, -9.0])
 
+# the declared statuses in the order of the weights and of the indices below
 STATUSES = ("completed", "abandoned", "started")
+if set(STATUSES) != set(ATTEMPTS.column("status").allowed or ()):
+    raise ValueError("generate.STATUSES differs from the declared attempt statuses")
 STATUS_WEIGHTS = (0.86, 0.10, 0.04)
 COMPLETED, ABANDONED, STARTED = 0, 1, 2
-SESSION_TYPES = ("conversation", "pronunciation", "roleplay")
+SESSION_TYPES = SESSIONS.column("session_type").allowed or ()
 ROLEPLAY = 2
 IMPROVING, PLATEAU, DECLINING, VOLATILE = 0, 1, 2, 3
 ARCHETYPE_WEIGHTS = (0.4, 0.25, 0.17, 0.18)
@@ -267,9 +221,6 @@ METADATA = (
     '{"device":"web","browser":"firefox","mic":"builtin","noise_suppression":true}',
 )
 
-METRICS = ("pace", "pitch", "volume", "pauses", "clarity", "confidence")
-
-
 @dataclass(frozen=True)
 class _MetricSpec:
     column: str
@@ -283,27 +234,40 @@ class _MetricSpec:
     high: float
 
 
-METRIC_SPECS = (
-    _MetricSpec("pace_wpm", 105, 185, 140, 0, 5, 18, 95, 200),
-    _MetricSpec("pitch_hz", 95, 240, None, 15, 5, 20, 85, 265),
-    _MetricSpec("volume_db", -32, -12, -20, 0, 1.2, 6, -38, -8),
-    _MetricSpec("pauses_per_min", 2.5, 10, None, -9, 0.5, 2.5, 0.8, 12.5),
-    _MetricSpec("clarity", 45, 85, None, 60, 3, 15, 0, 100),
-    _MetricSpec("confidence", 35, 80, None, 70, 4, 18, 0, 100),
-)
+# how each voice metric (seeds/metric_definitions.csv) is drawn: a user's base between
+# base_low and base_high, drifting towards `ideal` or by `gain` with skill, day-to-day sd
+# (volatile learners: volatile_sd), clipped to [low, high]
+_METRIC_DRAWS = {
+    "pace": (105, 185, 140, 0, 5, 18, 95, 200),
+    "pitch": (95, 240, None, 15, 5, 20, 85, 265),
+    "volume": (-32, -12, -20, 0, 1.2, 6, -38, -8),
+    "pauses": (2.5, 10, None, -9, 0.5, 2.5, 0.8, 12.5),
+    "clarity": (45, 85, None, 60, 3, 15, 0, 100),
+    "confidence": (35, 80, None, 70, 4, 18, 0, 100),
+}
+
+
+def _metric_specs() -> tuple[_MetricSpec, ...]:
+    metrics = voice_metrics()
+    undrawn = [
+        metric.name for metric in metrics
+        if metric.name not in _METRIC_DRAWS or metric.name not in FEEDBACK_MESSAGES
+    ]
+    if undrawn:
+        raise ValueError(
+            f"no distribution or feedback in warehouse/generate.py for metric(s) {undrawn}"
+        )
+    for metric in metrics:
+        SESSIONS.column(metric.value_column)  # a column of raw.sessions, else KeyError
+    return tuple(
+        _MetricSpec(metric.value_column, *_METRIC_DRAWS[metric.name]) for metric in metrics
+    )
+
+
 METRIC_NULL_RATE = 0.03
 
-EVENT_TYPES = (
-    "filler_word",
-    "interruption",
-    "question_asked",
-    "objection_raised",
-    "keyword_mentioned",
-    "long_pause",
-    "feedback_given",
-    "recommendation_made",
-    "sentiment_shift",
-)
+# the known types, then one the warehouse does not know (kept as it is)
+EVENT_TYPES = (*KNOWN_EVENT_TYPES, "sentiment_shift")
 NON_FILLER_WEIGHTS = np.array([0.12, 0.22, 0.10, 0.20, 0.12, 0.13, 0.10, 0.001])
 FILLERS = ("um", "uh", "like", "you know", "basically", "actually", "so")
 FILLER_WEIGHTS = (0.3, 0.25, 0.15, 0.1, 0.08, 0.07, 0.05)
@@ -319,6 +283,8 @@ FEEDBACK_MESSAGES = {
     "clarity": (("Very clear", "Crisp articulation"), ("Articulate more", "Words run together")),
     "confidence": (("Sounds confident", "Assertive tone"), ("Sound more sure", "Avoid hedging")),
 }
+METRICS = tuple(metric.name for metric in voice_metrics())
+METRIC_SPECS = _metric_specs()
 PRIORITIES = ("high", "medium", "low")
 PRIORITY_WEIGHTS = (0.3, 0.45, 0.25)
 LONG_PAUSE_STEPS = 121

@@ -17,7 +17,8 @@ A run:
    in place and readable; export views that a failed build dropped on the way (dbt drops
    a replaced table with `cascade`) are re-created from their saved definitions;
 4. runs the checks (`warehouse.check.run_checks`) after a successful build.
-Each run is recorded in `ops.run_log` (in the warehouse database).
+Each run is recorded in `ops.run_log` (in the warehouse database), and each step is logged
+on stdout with its time and level (`2026-12-03 10:01:02 INFO building: dbt build`).
 
 Offload zips processed files older than N days (age = time since the run moved them) into
 `archives/` next to the inbox, with a manifest (sha256, size, load ids from the ledger);
@@ -29,11 +30,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import shutil
+import sys
 import time
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,10 @@ from warehouse.db import RUN_LOCK_CLASS, RUN_LOCK_KEY, scalar
 
 _IN_FLIGHT_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".filepart", ".crdownload")
 _DATA_SUFFIXES = (".csv.gz", ".jsonl.gz", ".ndjson.gz", ".csv", ".jsonl", ".ndjson", ".parquet")
+
+log = logging.getLogger(__name__)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 RUN_LOG_DDL = """
 create schema if not exists ops;
@@ -84,6 +90,20 @@ class RunOutcome:
         if self.status == "failed":
             return 1
         return 2 if self.rejected else 0
+
+
+def log_to_stdout(level: int = logging.INFO) -> None:
+    """The scheduled job's log lines on stdout, with time and level
+    (`2026-12-03 10:01:02 INFO loading 3 file(s) from ...`); dbt's own lines, in between,
+    carry dbt's timestamps."""
+    logger = logging.getLogger("warehouse")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
 
 
 def default_inbox() -> Path:
@@ -263,7 +283,7 @@ def restore_export_views(conn: psycopg.Connection, role: str = "reporting") -> l
     return restored
 
 
-def guarded_build(dbt_args: list[str] | None = None, say: Callable[[str], None] = print) -> int:
+def guarded_build(dbt_args: list[str] | None = None) -> int:
     """`dbt build`; when it fails, export views it dropped on the way (dbt drops a rebuilt
     table's old copy with `cascade`, taking the views that read it) are re-created from
     their definitions saved just before, so BI and psql keep reading the previous figures."""
@@ -277,7 +297,7 @@ def guarded_build(dbt_args: list[str] | None = None, say: Callable[[str], None] 
         with connect() as conn:
             restored = restore_export_views(conn)
         if restored:
-            say("build failed: re-created export views " + ", ".join(restored)
+            log.warning("build failed: re-created export views " + ", ".join(restored)
                 + " from their last definitions")
     return code
 
@@ -305,7 +325,6 @@ def run(
     force_build: bool = False,
     dbt_args: list[str] | None = None,
     min_age: float = 0.0,
-    say: Callable[[str], None] = print,
 ) -> RunOutcome:
     from loaders.load import load_paths
     from warehouse.check import run_checks
@@ -318,7 +337,7 @@ def run(
         message = (
             "another warehouse run (or an export) holds the lock on this database: nothing to do"
         )
-        say(message)
+        log.info(message)
         return RunOutcome("locked", message)
     outcome = RunOutcome("done")
     try:
@@ -331,18 +350,18 @@ def run(
             inbox.mkdir(parents=True, exist_ok=True)
             files, others = _inbox_files(inbox, min_age)
             if files:
-                say(f"loading {len(files)} file(s) from {inbox}")
+                log.info(f"loading {len(files)} file(s) from {inbox}")
                 outcome.results = load_paths(conn, files)
             for result in outcome.results:
-                say(result.line())
                 good = result.status in ("loaded", "already_loaded")
+                log.log(logging.INFO if good else logging.WARNING, result.line())
                 destination = move_file(result.path, inbox, processed if good else rejected)
                 if not good:
                     reason = destination.with_name(destination.name + ".reason.txt")
                     reason.write_text(result.reason + "\n", encoding="utf-8")
                 outcome.moved[str(result.path)] = str(destination)
             for path in others:
-                say(f"{path}: REJECTED: not a data file ({', '.join(_DATA_SUFFIXES)})")
+                log.warning(f"{path}: REJECTED: not a data file ({', '.join(_DATA_SUFFIXES)})")
                 destination = move_file(path, inbox, rejected)
                 outcome.moved[str(path)] = str(destination)
             loaded = sum(1 for result in outcome.results if result.status == "loaded")
@@ -357,22 +376,22 @@ def run(
             )
             conn.commit()
             if loaded or force_build or build_needed(conn):
-                say("building: dbt build")
+                log.info("building: dbt build")
                 conn.execute(
                     "update ops.run_log set build_started_at = now() where run_id = %s",
                     (run_id,),
                 )
                 conn.commit()
-                code = guarded_build(dbt_args, say)
+                code = guarded_build(dbt_args)
                 outcome.build_status = "success" if code == 0 else "failed"
             else:
-                say("nothing new to load and today's build is done: build skipped")
+                log.info("nothing new to load and today's build is done: build skipped")
                 outcome.build_status = "skipped"
             # checks follow a build: with nothing new, the last report still holds
             if check and outcome.build_status == "success":
-                say("checking: dbt tests, source freshness, Great Expectations")
-                report = run_checks(dbt_args=_vars_only(dbt_args), progress=say)
-                say(report.summary())
+                log.info("checking: dbt tests, source freshness, Great Expectations")
+                report = run_checks(dbt_args=_vars_only(dbt_args), progress=log.info)
+                log.log(logging.INFO if report.ok else logging.ERROR, report.summary())
                 outcome.check_status = "ok" if report.ok else "failed"
             else:
                 outcome.check_status = "skipped"
@@ -393,7 +412,7 @@ def run(
                 (outcome.build_status, outcome.check_status, outcome.message, run_id),
             )
             conn.commit()
-        say(outcome.message)
+        log.log(logging.ERROR if outcome.status == "failed" else logging.INFO, outcome.message)
         return outcome
     finally:
         lock.close()
