@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 import psycopg
 from psycopg import sql
 
+from loaders.erasure import quarantine_erased
 from loaders.formats import row_location
 from loaders.ledger import LOAD_LOCK_CLASS
 from loaders.results import Problem
@@ -146,7 +147,9 @@ def apply_rules(
     cur: psycopg.Cursor, stream: Stream, table: sql.Identifier, columns: Columns,
     locate: Callable[[int], str],
 ) -> list[Problem]:
-    """Rows that break a rule leave the landing table and become problems."""
+    """Rows of erased users, then rows that break a rule, leave the landing table and
+    become problems."""
+    erased = quarantine_erased(cur, stream, table, locate)
     names = columns.sources or list(stream.column_names)
     present = [name for name in names if name in stream.column_names]
     raw_row = sql.SQL("concat_ws(',', {})").format(
@@ -160,7 +163,7 @@ def apply_rules(
             "where ({problem}) is not null) returning _row_number, {raw_row}, {problem}"
         ).format(table=table, problem=rule_problem(stream), raw_row=raw_row)
     ).fetchall()
-    return [Problem(number, locate(number), raw, reason) for number, raw, reason in rows]
+    return erased + [Problem(number, locate(number), raw, reason) for number, raw, reason in rows]
 
 
 def type_text_landing(

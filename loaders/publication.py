@@ -11,6 +11,7 @@ import psycopg
 from psycopg import sql
 
 from loaders import ledger
+from loaders.erasure import scrub_problems
 from loaders.results import FileResult, PartResult, Problem
 from loaders.schema import record_key_index_ddl
 from loaders.streams import Stream
@@ -35,6 +36,7 @@ def publish(
             result.status = "already_loaded"
             return result
         if problems:
+            scrub_problems(conn, problems)
             quarantine(conn, load_id, stream, path, problems)
         if rows_good >= OWN_TABLE_MIN_ROWS:
             attach(conn, stream, path, parts)

@@ -379,3 +379,47 @@ def offload_command(days_old: float, inbox: Path | None, delete_source: bool) ->
     from warehouse.run import offload
 
     click.echo(offload(days_old, inbox, delete_source=delete_source).line())
+
+
+# --------------------------------------------------------------------------- forget
+
+
+@main.command("forget")
+@click.option("--user", "user_id", default=None, metavar="USER_ID",
+              help="The user id to erase (as delivered in the raw files).")
+@click.option("--org", "org_id", default=None, metavar="ORG_ID",
+              help="Erase the user in this organisation only (default: every one).")
+@click.option("--reason", default=None, help="Why (kept in the audit; the person's "
+              "identifiers are cut out of it).")
+@click.option("--dry-run", is_flag=True, help="Print what would be removed, per table and "
+              "file, with counts; change nothing.")
+@click.option("--list", "show_list", is_flag=True, help="Show the audit of past erasures.")
+@click.option("--inbox", type=click.Path(path_type=Path), default=None,
+              help="The run's inbox (processed/, rejected/, archives/ are its siblings).")
+@click.option("--files", "folders", type=click.Path(path_type=Path), multiple=True,
+              help="Another folder (or file) of delivered files to rewrite; repeatable.")
+def forget_command(user_id: str | None, org_id: str | None, reason: str | None,
+                   dry_run: bool, show_list: bool, inbox: Path | None,
+                   folders: tuple[Path, ...]) -> None:
+    """Erase a person: every row, quarantined text, snapshot, fact and mart naming them,
+    and the kept files holding their records; later deliveries of their rows are
+    quarantined as 'erased user'. docs/privacy.md describes what is kept and why."""
+    from warehouse.db import connect
+    from warehouse.forget import forget, list_erasures
+
+    if show_list:
+        if user_id:
+            raise click.UsageError("give either --user or --list")
+        with connect() as conn:
+            for line in list_erasures(conn):
+                click.echo(line)
+        return
+    if not user_id or not user_id.strip():
+        raise click.UsageError("give --user USER_ID (or --list)")
+    with connect() as conn:
+        erasure = forget(conn, user_id, org_id=org_id, reason=reason, dry_run=dry_run,
+                         inbox=inbox, folders=folders)
+    for line in erasure.lines():
+        click.echo(line)
+    if erasure.files.manual:
+        sys.exit(2)
