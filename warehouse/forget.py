@@ -96,9 +96,9 @@ class Erasure:
         for table in sorted(set(self.deleted) | set(self.redacted)):
             parts = []
             if self.deleted.get(table):
-                parts.append(f"{self.deleted[table]} rows {verb}deleted")
+                parts.append(f"{_rows(self.deleted[table])} {verb}deleted")
             if self.redacted.get(table):
-                parts.append(f"{self.redacted[table]} rows {verb}redacted")
+                parts.append(f"{_rows(self.redacted[table])} {verb}redacted")
             if parts:
                 out.append(f"  {table}: {', '.join(parts)}")
         if not any(self.deleted.values()) and not any(self.redacted.values()):
@@ -111,6 +111,10 @@ class Erasure:
             )
         out.append(RECOMPUTE_NOTE)
         return out
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
 
 
 def pattern(values: list[str]) -> str:
