@@ -185,7 +185,9 @@ def _person_records(folder: Path) -> int:
                 for row in pq.read_table(path).to_pylist()
             )
         elif path.name.startswith(("users", "attempts", "sessions", "kpi_events")):
-            lines = _read_bytes(path).decode().splitlines()[1:]
+            lines = _read_bytes(path).decode().splitlines()
+            lines = lines[1:] if ".csv" in path.name else [
+                line for line in lines if '"_type"' not in line]
             total += sum(_names_person(line) and f'"manager_id": "{PLANTED_ID}"' not in line
                          for line in lines)
     return total
@@ -241,26 +243,36 @@ def _fingerprints(db: Database) -> dict[str, tuple[int, str]]:
     with db.connect() as conn:
         tables = conn.execute(
             "select table_schema, table_name, array_agg(column_name::text order by"
-            " ordinal_position) from information_schema.columns where table_schema in"
+            " ordinal_position), array_agg(data_type::text order by ordinal_position)"
+            " from information_schema.columns where table_schema in"
             " ('marts', 'intermediate') and table_name in (select table_name from"
             " information_schema.tables where table_type = 'BASE TABLE' and table_schema ="
             " columns.table_schema) group by 1, 2"
         ).fetchall()
         prints = {}
-        for schema, table, names in tables:
+        for schema, table, names, types in tables:
             if table in BATCH_STATE_TABLES:
                 continue
-            kept = [name for name in names if name not in RUN_TIME_COLUMNS]
+            kept = [(name, kind) for name, kind in zip(names, types, strict=True)
+                    if name not in RUN_TIME_COLUMNS]
             row = conn.execute(sql.SQL(
                 "select count(*), md5(coalesce(string_agg(row_text, e'\\n' order by row_text),"
                 " '')) from (select concat_ws('|', {}) as row_text from {}) as t"
             ).format(
-                sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(name))
-                                   for name in kept),
+                sql.SQL(", ").join(_as_text(name, kind) for name, kind in kept),
                 sql.Identifier(schema, table),
             )).fetchone()
             prints[f"{schema}.{table}"] = (row[0], row[1])
     return prints
+
+
+def _as_text(name: str, kind: str) -> sql.Composable:
+    """A value as text; a timestamp after the data's as_of is when something ran (a load's
+    publication, a build), not data."""
+    if kind.startswith("timestamp"):
+        return sql.SQL("case when {c} > {limit} then 'run time' else {c}::text end").format(
+            c=sql.Identifier(name), limit=sql.Literal(f"{AS_OF.isoformat()}T23:59:59Z"))
+    return sql.SQL("{}::text").format(sql.Identifier(name))
 
 
 def _table_counts(output: str) -> dict[str, str]:

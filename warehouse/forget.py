@@ -48,6 +48,8 @@ from warehouse.db import RUN_LOCK_CLASS, RUN_LOCK_KEY
 
 # the schemas the warehouse writes (raw_landing only holds loads in flight)
 SCHEMAS = ("raw", "staging", "snapshots", "intermediate", "marts", "exports", "ops")
+# tables the build derives (rebuilt from raw; a row without user_id may still be the person's)
+DERIVED_SCHEMAS = ("intermediate", "marts")
 # the erasure list and audit: hashes and counts, nothing to redact
 OWN_TABLES = {"ops.erasures", "ops.erased_identifiers", "ops.erasure_salt"}
 # identifiers shorter than this are not searched in free text (they would match too much)
@@ -264,6 +266,57 @@ def _adjust_ledger(conn: psycopg.Connection, raw_loads: dict[int, list[int]]) ->
         )
 
 
+def _record_keys(conn: psycopg.Connection, person: Person) -> dict[str, list[str]]:
+    """The attempt and session ids of the person's raw records (not those that other
+    users' records share, e.g. a session re-delivered under someone else)."""
+    keys: dict[str, list[str]] = {}
+    org = sql.SQL(" and org_id = %s::uuid") if person.org_id else sql.SQL("")
+    for key, streams in (("attempt_id", ("attempts", "sessions", "kpi_events")),
+                         ("session_id", ("sessions", "kpi_events"))):
+        mine = sql.SQL(" union ").join(
+            sql.SQL("select {k} from {t} where user_id = %s{org}").format(
+                k=sql.Identifier(key), t=sql.Identifier("raw", stream), org=org)
+            for stream in streams)
+        theirs = sql.SQL(" union ").join(
+            sql.SQL("select {k} from {t} where user_id is distinct from %s").format(
+                k=sql.Identifier(key), t=sql.Identifier("raw", stream))
+            for stream in streams)
+        params: list[object] = []
+        for _ in streams:
+            params += [person.user_id, person.org_id] if person.org_id else [person.user_id]
+        params += [person.user_id] * len(streams)
+        rows = conn.execute(sql.SQL(
+            "select {k}::text from ({mine}) as mine where {k} is not null"
+            " except select {k}::text from ({theirs}) as theirs"
+        ).format(k=sql.Identifier(key), mine=mine, theirs=theirs), params).fetchall()
+        keys[key] = [value for (value,) in rows]
+    return keys
+
+
+def _delete_derived(conn: psycopg.Connection, table: Table, keys: dict[str, list[str]]) -> int:
+    """Rows of a built table without user_id that derive from the person's attempts or
+    sessions (e.g. KPI counts per attempt)."""
+    conditions = [
+        sql.SQL("{}::text = any(%s)").format(sql.Identifier(key))
+        for key in keys if key in table.columns and keys[key]
+    ]
+    if not conditions:
+        return 0
+    return conn.execute(
+        sql.SQL("delete from {} where {}").format(table.ident, sql.SQL(" or ").join(conditions)),
+        [keys[key] for key in keys if key in table.columns and keys[key]],
+    ).rowcount
+
+
+def _republish(conn: psycopg.Connection, load_ids: list[int]) -> None:
+    """The loads that lost rows count as published now: the next build re-reads them, so
+    the load-incremental facts and KPI counts are recomputed without the person."""
+    conn.execute(
+        "update raw.load_ledger set loaded_at = clock_timestamp()"
+        " where load_id = any(%s) and loaded_at is not null", (load_ids,),
+    )
+
+
 def _redact(conn: psycopg.Connection, table: Table, person: Person) -> int:
     """Values naming the person in rows that are not theirs: the id and e-mails are cut
     out of text values (a value that was nothing else becomes null), and also the names
@@ -307,13 +360,19 @@ def erase_database(conn: psycopg.Connection, erasure: Erasure) -> None:
     person = erasure.person
     raw_loads: dict[int, list[int]] = {}
     catalogue = tables(conn)
+    names = {table.qualified for table in catalogue}
+    raw_streams = {"raw.attempts", "raw.sessions", "raw.kpi_events"}
+    keys = _record_keys(conn, person) if raw_streams <= names else {}
     for table in catalogue:
         if "user_id" in table.columns:
             erasure.deleted[table.qualified] = _delete_keyed(conn, table, person, raw_loads)
-    if any(table.qualified == "raw.quarantine" for table in catalogue) and person.all:
+        elif table.schema in DERIVED_SCHEMAS:
+            erasure.deleted[table.qualified] = _delete_derived(conn, table, keys)
+    if "raw.quarantine" in names and person.all:
         erasure.deleted["raw.quarantine"] = _delete_quarantine(conn, person, raw_loads)
-    if any(table.qualified == "raw.load_ledger" for table in catalogue):
+    if "raw.load_ledger" in names:
         _adjust_ledger(conn, raw_loads)
+        _republish(conn, sorted(raw_loads))
     for table in catalogue:
         erasure.redacted[table.qualified] = _redact(conn, table, person)
     if any(table.qualified == "ops.model_watermarks" for table in catalogue):
