@@ -22,6 +22,7 @@ import io
 import json
 import re
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +209,7 @@ def _file_mentions(folder: Path) -> list[str]:
 # --------------------------------------------------------------------------- database
 
 
-def _hits(db: Database) -> dict[str, int]:
+def _hits(db: Database, min_columns: int = 100) -> dict[str, int]:
     """Every text, uuid and JSON column of every relation in every schema, searched for the
     person's id, e-mail and name."""
     with db.connect() as conn:
@@ -224,7 +225,7 @@ def _hits(db: Database) -> dict[str, int]:
                                  'uuid'::regtype, 'json'::regtype, 'jsonb'::regtype)
             """
         ).fetchall()
-        assert len(columns) > 100
+        assert len(columns) > min_columns  # the whole warehouse is searched
         hits = {}
         for schema, table, column in columns:
             count = conn.execute(
@@ -417,3 +418,55 @@ def test_forget_unknown_user_blocks_later_rows(fresh_database: Database, tmp_pat
     ]
     hashes = db.query("select value_hash from ops.erased_identifiers")
     assert hashes and all(PLANTED_ID not in value for (value,) in hashes)
+
+
+def test_forget_rewrites_kept_files(fresh_database: Database, tmp_path) -> None:
+    """Files in processed/ (the ledger names their inbox path), gzip and Parquet included,
+    lose the person's records and keep every other record's bytes; a zip archive is listed
+    for the operator (exit 2); the ledger follows the new content."""
+    db = fresh_database
+    org = "0e0e0e0e-0000-4000-8000-000000000001"
+    inbox, processed, archives = (tmp_path / name for name in ("inbox", "processed", "archives"))
+    for folder in (inbox, processed, archives):
+        folder.mkdir()
+    base = {"org_id": org, "role": "trainee", "updated_at": "2026-01-01T00:00:00Z"}
+    users = [
+        {**base, "user_id": "user_keep_1", "name": "Kept One", "email": "kept.one@x.example"},
+        {**base, "user_id": PLANTED_ID, "name": PLANTED_NAME, "email": PLANTED_EMAIL},
+        {**base, "user_id": "user_keep_2", "name": "Kept Two", "email": "kept.two@x.example",
+         "manager_id": PLANTED_ID, "team": '"quoted", team'},
+    ]
+    session = {"session_id": "5e5e5e5e-0000-4000-8000-000000000001", "org_id": org,
+               "user_id": "user_keep_1", "session_type": "conversation",
+               "started_at": "2026-01-02T10:00:00Z", "updated_at": "2026-01-02T11:00:00Z",
+               "metadata": {"device": "web"}}
+    sessions = [session, {**session, "session_id": "5e5e5e5e-0000-4000-8000-000000000002",
+                          "user_id": PLANTED_ID, "metadata": {"note": PLANTED_NAME}}]
+    files = [
+        write_csv(inbox / "users.csv.gz", users),
+        write_ndjson(inbox / "sessions_1.jsonl", sessions),
+        write_any(inbox / "sessions_2", "parquet", sessions, "sessions"),
+    ]
+    db.warehouse("load", *(str(path) for path in files))
+    for path in files:
+        path.rename(processed / path.name)
+    with zipfile.ZipFile(archives / "processed_old.zip", "w") as archive:
+        archive.write(processed / "sessions_1.jsonl", "processed/sessions_1.jsonl")
+    untouched = _read_bytes(processed / "users.csv.gz").decode().splitlines()[1]
+
+    result = db.warehouse("forget", "--user", PLANTED_ID, "--inbox", str(inbox), check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{archives / 'processed_old.zip'}:processed/sessions_1.jsonl" in result.stdout
+    assert _file_mentions(processed) == []
+    users_lines = _read_bytes(processed / "users.csv.gz").decode().splitlines()
+    assert users_lines[1] == untouched
+    assert len(users_lines) == 3 and users_lines[2].split(",")[6] == ""  # manager_id cleared
+    assert [row["user_id"] for row in pq.read_table(processed / "sessions_2.parquet")
+            .to_pylist()] == ["user_keep_1"]
+    assert len(_read_bytes(processed / "sessions_1.jsonl").splitlines()) == 1
+    from loaders.formats import content_hash
+
+    assert {content_hash(path) for path in processed.iterdir()} <= _ledger_hashes(db)
+    assert _hits(db, min_columns=50) == {}
+    assert db.query("select rows_read, rows_loaded, rows_quarantined from raw.load_ledger"
+                    " order by load_id") == [(2, 2, 0), (1, 1, 0), (1, 1, 0)]

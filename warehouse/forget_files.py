@@ -1,6 +1,7 @@
 """The files `warehouse forget` rewrites: every data file the warehouse keeps or knows of
 (the inbox, processed/ and rejected/ next to it, the paths in the load ledger and in
-`raw.rejected_files`, folders named with `--files`), rewritten without the person's records.
+`raw.rejected_files`, the export folders exports_out/ and demo_out/, folders named with
+`--files`), rewritten without the person's records.
 
 A record is removed when its user_id is the person's (in the erased organisation, with
 `--org`), or when any of its values names them (id, e-mail or name, as a whole word); a
@@ -124,10 +125,12 @@ def _text(value: Any) -> str:
 
 
 def places(conn: psycopg.Connection, inbox: Path | None, folders: tuple[Path, ...]) -> Places:
+    from warehouse.paths import project_root
     from warehouse.run import default_inbox, siblings
 
     inbox = (inbox or default_inbox()).resolve()
     processed, rejected, archives = siblings(inbox)
+    exported = (project_root() / "exports_out", project_root() / "demo_out")
     found = Places()
     seen: set[Path] = set()
 
@@ -141,7 +144,7 @@ def places(conn: psycopg.Connection, inbox: Path | None, folders: tuple[Path, ..
         elif file_format(path) is not None:
             found.files.append(path)
 
-    for root in (inbox, processed, rejected, archives, *folders):
+    for root in (inbox, processed, rejected, archives, *exported, *folders):
         if root.is_dir():
             for path in sorted(root.rglob("*")):
                 add(path)
