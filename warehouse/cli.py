@@ -416,6 +416,14 @@ def forget_command(user_id: str | None, org_id: str | None, reason: str | None,
         return
     if not user_id or not user_id.strip():
         raise click.UsageError("give --user USER_ID (or --list)")
+    if org_id is not None:
+        import uuid
+
+        try:
+            org_id = str(uuid.UUID(org_id))
+        except ValueError as error:
+            raise click.UsageError(f"--org must be an organisation id (a UUID), got {org_id!r}") \
+                from error
     with connect() as conn:
         erasure = forget(conn, user_id, org_id=org_id, reason=reason, dry_run=dry_run,
                          inbox=inbox, folders=folders)

@@ -42,6 +42,7 @@ import psycopg
 from psycopg import sql
 
 from loaders.erasure import ERASURE_DDL
+from loaders.landing import drop_abandoned_landings
 from loaders.ledger import LOAD_LOCK_CLASS
 from warehouse import forget_files
 from warehouse.db import RUN_LOCK_CLASS, RUN_LOCK_KEY
@@ -320,27 +321,32 @@ def _republish(conn: psycopg.Connection, load_ids: list[int]) -> None:
 def _redact(conn: psycopg.Connection, table: Table, person: Person) -> int:
     """Values naming the person in rows that are not theirs: the id and e-mails are cut
     out of text values (a value that was nothing else becomes null), and also the names
-    out of JSON values. One statement per table."""
-    strong, every = pattern(person.strong), pattern(person.all)
+    out of JSON values. One statement per table; the identifiers travel as parameters
+    (never in the statement's text, which a server log may keep)."""
+    params = {
+        "strong": pattern(person.strong), "strong_likes": _like(person.strong),
+        "every": pattern(person.all), "every_likes": _like(person.all),
+        "user_id": person.user_id,
+    }
     sets: list[sql.Composable] = []
     wheres: list[sql.Composable] = []
     for column, (data_type, nullable) in table.columns.items():
         ident = sql.Identifier(column)
+        value: sql.Composable
         if data_type in TEXT_TYPES and person.strong:
-            cut = sql.SQL("regexp_replace({c}, {p}, '', 'gi')").format(
-                c=ident, p=sql.Literal(strong))
-            if nullable:
-                cut = sql.SQL("nullif({}, '')").format(cut)
-            match = sql.SQL("({c} ilike any({likes}) and {c} ~* {p})").format(
-                c=ident, likes=sql.Literal(_like(person.strong)), p=sql.Literal(strong))
+            value, found = ident, "strong"
         elif data_type in JSON_TYPES and person.all:
-            text = sql.SQL("{}::text").format(ident)
-            cut = sql.SQL("regexp_replace({t}, {p}, '', 'gi')::{type}").format(
-                t=text, p=sql.Literal(every), type=sql.SQL(data_type))
-            match = sql.SQL("({t} ilike any({likes}) and {t} ~* {p})").format(
-                t=text, likes=sql.Literal(_like(person.all)), p=sql.Literal(every))
+            value, found = sql.SQL("{}::text").format(ident), "every"
         else:
             continue
+        match = sql.SQL("({v} ilike any({likes}) and {v} ~* {p})").format(
+            v=value, likes=sql.Placeholder(f"{found}_likes"), p=sql.Placeholder(found))
+        cut: sql.Composable = sql.SQL("regexp_replace({v}, {p}, '', 'gi')").format(
+            v=value, p=sql.Placeholder(found))
+        if data_type in JSON_TYPES:
+            cut = sql.SQL("{}::{}").format(cut, sql.SQL(data_type))
+        elif nullable:
+            cut = sql.SQL("nullif({}, '')").format(cut)
         sets.append(sql.SQL("{c} = case when {m} then {cut} else {c} end").format(
             c=ident, m=match, cut=cut))
         wheres.append(match)
@@ -349,10 +355,9 @@ def _redact(conn: psycopg.Connection, table: Table, person: Person) -> int:
     condition = sql.SQL("({})").format(sql.SQL(" or ").join(wheres))
     if "user_id" in table.columns:
         # the person's own rows that stayed (in other organisations, with --org) stay whole
-        condition = sql.SQL("{} and user_id is distinct from {}").format(
-            condition, sql.Literal(person.user_id))
+        condition = sql.SQL("{} and user_id is distinct from %(user_id)s").format(condition)
     return conn.execute(sql.SQL("update {} set {} where {}").format(
-        table.ident, sql.SQL(", ").join(sets), condition)).rowcount
+        table.ident, sql.SQL(", ").join(sets), condition), params).rowcount
 
 
 def erase_database(conn: psycopg.Connection, erasure: Erasure) -> None:
@@ -459,6 +464,8 @@ def forget(
         if not dry_run:
             erasure.erasure_id = register(conn, person, reason)
             wait_for_live_loads(conn)
+            # landing tables left by loads that died may hold the person's rows
+            drop_abandoned_landings(conn)
         with conn.transaction() as transaction:
             erase_database(conn, erasure)
             if dry_run:
