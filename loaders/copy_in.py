@@ -12,8 +12,6 @@ already left them.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import threading
 from collections.abc import Callable
@@ -22,6 +20,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from loaders.csv_strict import QuoteScreen, piece_is_strict, raw_text, read_records
 from loaders.formats import (
     CHUNK_BYTES,
     Part,
@@ -33,6 +32,7 @@ from loaders.formats import (
     normalise,
     open_binary,
     plan_parts,
+    read_lines,
     resolve_raw_lines,
     resolve_raw_records,
     row_location,
@@ -63,7 +63,8 @@ _SKIPPED_ROW = re.compile(
 
 
 class _NeedsLenientParse(Exception):
-    """COPY could not parse the file's structure; fall back to a row-by-row reader."""
+    """COPY could not parse the file's structure, or read it more leniently than RFC 4180
+    (a stray or unterminated quote): read it record by record, strictly, instead."""
 
 
 def _unquote_notice(value: str) -> str:
@@ -91,7 +92,7 @@ def land_csv(
         piece_conn = conn if piece.index == 0 else connect_like(conn)
         try:
             results[piece.index] = _copy_csv_piece(
-                piece_conn, path, stream, load_id, piece, columns, bar.update
+                piece_conn, path, stream, load_id, piece, columns, bar.update, header_bytes
             )
         except BaseException as error:  # surfaced in the calling thread
             piece_conn.rollback()
@@ -114,7 +115,7 @@ def land_csv(
             drop_landing(conn, part.table)
         conn.commit()
         if any(isinstance(error, _NeedsLenientParse) for error in failures):
-            return [_land_csv_leniently(conn, path, stream, load_id, columns)]
+            return [_land_csv_strictly(conn, path, stream, load_id, columns, header_bytes)]
         raise failures[0]
     _renumber_later_pieces(conn, landed, pieces)
     record_based = [
@@ -148,9 +149,10 @@ def _renumber_later_pieces(
 
 def _copy_csv_piece(
     conn: psycopg.Connection, path: Path, stream: Stream, load_id: int, piece: Part,
-    columns: Columns, advance: Callable[[int], None],
+    columns: Columns, advance: Callable[[int], None], header_bytes: int,
 ) -> PartResult:
     skipped: list[tuple[int, str, str]] = []
+    screen = QuoteScreen()
 
     def on_notice(diagnostic: psycopg.errors.Diagnostic) -> None:
         match = _SKIPPED_ROW.match(diagnostic.message_primary or "")
@@ -183,6 +185,8 @@ def _copy_csv_piece(
                         chunk = handle.read(size)
                         if not chunk:
                             break
+                        if screen.feed(chunk):
+                            raise _NeedsLenientParse("a stray quote")
                         copy.write(chunk)
                         newlines += chunk.count(b"\n")
                         last_byte = chunk[-1:]
@@ -202,6 +206,12 @@ def _copy_csv_piece(
             part = PartResult(name_of(table), rows_read=records)
             # one line per record (no quoted newlines): rows are located by file line
             part.line_based = physical_lines == records + header_lines
+            if not part.line_based and not piece_is_strict(
+                path, piece.start + (header_bytes if piece.header else 0), piece.end
+            ):
+                # COPY read records across lines where strict CSV does not: a quote that
+                # swallows lines into one field
+                raise _NeedsLenientParse("records read across lines by a stray quote")
 
             def locate(row_number: int) -> str:
                 if part.line_based:
@@ -241,13 +251,17 @@ def _copy_csv_piece(
         conn.remove_notice_handler(on_notice)
 
 
-def _land_csv_leniently(
-    conn: psycopg.Connection, path: Path, stream: Stream, load_id: int, columns: Columns
+def _land_csv_strictly(
+    conn: psycopg.Connection, path: Path, stream: Stream, load_id: int, columns: Columns,
+    header_bytes: int,
 ) -> PartResult:
-    """Row by row, for a CSV file COPY cannot parse (ragged rows, bad UTF-8, stray
-    quotes): good rows are COPYed as text, broken ones quarantined."""
+    """Record by record with the strict RFC 4180 grammar (`csv_strict`), for a file COPY
+    cannot parse or would read more leniently: a record that breaks the grammar (a stray or
+    unterminated quote), is not UTF-8, holds a NUL byte or has the wrong number of fields
+    is quarantined with its line; good records are COPYed as text, then typed."""
     problems: list[Problem] = []
-    good = 0
+    lines: dict[int, int] = {}  # row number -> file line, for the typed rows' problems
+    multiline: set[int] = set()  # row numbers of records over several lines
     read = 0
     width = len(columns.targets)
     with conn.transaction():
@@ -257,45 +271,131 @@ def _land_csv_leniently(
         statement = sql.SQL("copy {} ({}, _row_number) from stdin").format(
             table, sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets)
         )
-        with cur.copy(statement) as copy, open_binary(path) as binary:
-            text = io.TextIOWrapper(
-                binary, encoding="utf-8", errors="surrogateescape", newline=""
-            )
-            reader = csv.reader(text, strict=True)
-            next(reader, None)
-            while True:
-                try:
-                    fields = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as error:
-                    read += 1
-                    problems.append(Problem(
-                        read, f"line {reader.line_num}", None,
-                        f"malformed CSV ({error}); the rest of the file cannot be read",
-                    ))
-                    break
-                read += 1
-                raw = ",".join(fields).encode("utf-8", "surrogateescape").decode(
-                    "utf-8", "replace")
-                location = f"line {reader.line_num}"
-                if any("\udc80" <= ch <= "\udcff" for value in fields for ch in value):
-                    problems.append(Problem(read, location, raw, "row is not valid UTF-8"))
-                elif len(fields) != width:
-                    problems.append(Problem(
-                        read, location, raw,
-                        f"row has {len(fields)} fields, the header has {width}",
-                    ))
+        with cur.copy(statement) as copy:
+            for record in read_records(path, header_bytes):
+                read = record.row_number
+                lines[read] = record.line
+                if record.raw.count(b"\n") > 1:
+                    multiline.add(read)
+                location = f"line {record.line}"
+                if record.problem is not None:
+                    reason = f"malformed CSV: {record.problem}"
+                elif b"\x00" in record.raw:
+                    reason = "row contains a NUL byte"
+                elif record.fields is None:
+                    reason = "row is not valid UTF-8"
+                elif len(record.fields) != width:
+                    reason = f"row has {len(record.fields)} fields, the header has {width}"
                 else:
-                    values = [value if value != "" else None for value in fields]
-                    copy.write_row([*values, read])
-                    good += 1
+                    copy.write_row([
+                        *(value if value != "" else None for value in record.fields), read,
+                    ])
+                    continue
+                problems.append(Problem(read, location, raw_text(record.raw), reason))
         typed, typed_problems = type_text_landing(cur, stream, load_id, table, columns)
-        problems += typed_problems
+    wanted = {
+        lines[problem.row_number] for problem in typed_problems
+        if problem.row_number not in multiline
+    }
+    texts = read_lines(path, wanted) if wanted else {}
+    for problem in typed_problems:
+        line = lines[problem.row_number]
+        problem.location = f"line {line}"
+        # a one-line record: the file's own text; one over several lines keeps its fields
+        problem.raw_row = texts.get(line, problem.raw_row)
+    problems += typed_problems
     return PartResult(name_of(typed), read, read - len(problems), problems)
 
 
 # --------------------------------------------------------------------------- NDJSON
+
+# deeper JSON is not believed (PostgreSQL's parser would fail the whole statement on it)
+MAX_JSON_DEPTH = 512
+_NDJSON_SUSPECT = (b"\x00", _NO_QUOTE.encode(), _NO_DELIMITER.encode(), b"\r")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]")
+
+
+def json_depth(line: bytes) -> int:
+    """How deep a JSON text nests (brackets inside strings do not count)."""
+    brackets = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", line))
+    depth = deepest = 0
+    for byte in brackets:
+        depth += 1 if byte in (0x5B, 0x7B) else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+class NdjsonScreen:
+    """Passes an NDJSON file's bytes on to COPY, whole lines at a time; a line COPY or the
+    JSON parser cannot take (not UTF-8, a NUL or other control byte, a carriage return
+    inside it) is sent as an empty line instead and kept in `bad`
+    (line number -> (text, reason)) to be quarantined. A byte-order mark is dropped."""
+
+    def __init__(self) -> None:
+        self.bad: dict[int, tuple[str, str]] = {}
+        self._carry = b""
+        self._lines = 0  # lines passed on so far
+        self._started = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not self._started:
+            self._started = True
+            if chunk.startswith(b"\xef\xbb\xbf"):
+                chunk = chunk[3:]
+        data = self._carry + chunk
+        cut = data.rfind(b"\n") + 1
+        self._carry = data[cut:]
+        return self._block(data[:cut])
+
+    def finish(self) -> bytes:
+        rest, self._carry = self._carry, b""
+        return self._block(rest)
+
+    def _block(self, block: bytes) -> bytes:
+        if not block:
+            return block
+        if b"\r" in block:
+            block = block.replace(b"\r\n", b"\n")
+        suspect = any(marker in block for marker in _NDJSON_SUSPECT)
+        if not suspect:
+            try:
+                block.decode("utf-8")
+            except UnicodeDecodeError:
+                suspect = True
+        if not suspect:
+            self._lines += block.count(b"\n")
+            return block
+        out = []
+        pieces = block.split(b"\n")
+        last = pieces.pop() if not block.endswith(b"\n") else None
+        if last is None:
+            pieces.pop()  # the empty piece after the final newline
+        for piece in [*pieces, *([last] if last is not None else [])]:
+            self._lines += 1
+            reason = _ndjson_line_problem(piece)
+            if reason is None:
+                out.append(piece)
+            else:
+                self.bad[self._lines] = (piece.decode("utf-8", "replace"), reason)
+                out.append(b"")
+        text = b"\n".join(out)
+        return text + b"\n" if last is None else text
+
+
+def _ndjson_line_problem(line: bytes) -> str | None:
+    if b"\x00" in line:
+        return "line contains a NUL byte"
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return f"line is not valid UTF-8 (byte 0x{line[error.start]:02x} at {error.start + 1})"
+    for marker in (_NO_QUOTE.encode(), _NO_DELIMITER.encode()):
+        if marker in line:
+            return f"line is not valid JSON (control byte 0x{marker[0]:02x})"
+    if b"\r" in line:
+        return "line is not valid JSON (a carriage return inside the line)"
+    return None
 
 
 def land_ndjson(
@@ -314,11 +414,13 @@ def land_ndjson(
         statement = sql.SQL(
             "copy {} (line) from stdin (format csv, quote {}, delimiter {})"
         ).format(lines, sql.Literal(_NO_QUOTE), sql.Literal(_NO_DELIMITER))
+        screen = NdjsonScreen()
         try:
             with cur.copy(statement) as copy, open_binary(path) as handle:
                 while chunk := handle.read(CHUNK_BYTES):
-                    copy.write(chunk)
+                    copy.write(screen.feed(chunk))
                     bar.update(len(chunk))
+                copy.write(screen.finish())
         except (OSError, EOFError) as error:
             raise RejectedFile(f"cannot be read: {error}") from error
         except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat) as error:
@@ -329,13 +431,19 @@ def land_ndjson(
             bar.close()
         parsed = sql.Identifier(f"_parsed_{load_id}")
         # blank lines are not records, nor is a schema record
+        # a line with many brackets is parsed only once it is known not to nest too deep
+        # for PostgreSQL's parser (which would fail the statement, not the line)
+        deep = sql.SQL("length(line) - length(translate(line, '[{', '')) > {}").format(
+            sql.Literal(MAX_JSON_DEPTH))
         cur.execute(
             sql.SQL(
                 "create temp table {parsed} on commit drop as "
-                "select line_number, line, case when pg_input_is_valid(line, 'jsonb') "
-                "then line::jsonb end as record from {lines} where btrim(line) <> ''"
-            ).format(parsed=parsed, lines=lines)
+                "select line_number, line, case when {deep} then null "
+                "when pg_input_is_valid(line, 'jsonb') then line::jsonb end as record "
+                "from {lines} where btrim(line) <> ''"
+            ).format(parsed=parsed, lines=lines, deep=deep)
         )
+        too_deep = _check_depth(cur, parsed, deep)
         cur.execute(
             sql.SQL(
                 "delete from {} where jsonb_typeof(record) = 'object' "
@@ -346,14 +454,20 @@ def land_ndjson(
             Problem(number, f"line {number}", line, reason)
             for number, line, reason in cur.execute(
                 sql.SQL(
-                    "select line_number, line, case when record is null then "
+                    "select line_number, line, case when line_number = any(%s) then "
+                    + f"'line is nested deeper than {MAX_JSON_DEPTH} levels' "
+                    + "when record is null then "
                     "'line is not valid JSON' else 'line is a JSON ' || jsonb_typeof(record)"
                     " || ', not an object' end from {} "
                     "where record is null or jsonb_typeof(record) <> 'object'"
-                ).format(parsed)
+                ).format(parsed), (too_deep,),
             ).fetchall()
         ]
-        total = _scalar(cur, sql.SQL("select count(*) from {}").format(parsed))
+        problems += [
+            Problem(number, f"line {number}", text, reason)
+            for number, (text, reason) in sorted(screen.bad.items())
+        ]
+        total = _scalar(cur, sql.SQL("select count(*) from {}").format(parsed)) + len(screen.bad)
         if total == 0 and not _scalar(
             cur, sql.SQL("select exists (select from {} where btrim(line) <> '')").format(lines)
         ):
@@ -409,6 +523,24 @@ def land_ndjson(
             problem.raw_row = raw_lines.get(problem.row_number)
         problems += rule_problems
     return PartResult(name_of(table), total, total - len(problems), problems)
+
+
+def _check_depth(cur: psycopg.Cursor, parsed: sql.Identifier, deep: sql.Composable) -> list[int]:
+    """Parse the lines with many brackets that nest at most MAX_JSON_DEPTH levels; the line
+    numbers of those that nest deeper."""
+    rows = cur.execute(
+        sql.SQL("select line_number, line from {} where {}").format(parsed, deep)
+    ).fetchall()
+    fine = [number for number, line in rows if json_depth(line.encode()) <= MAX_JSON_DEPTH]
+    if fine:
+        cur.execute(
+            sql.SQL(
+                "update {} set record = case when pg_input_is_valid(line, 'jsonb') "
+                "then line::jsonb end where line_number = any(%s)"
+            ).format(parsed),
+            (fine,),
+        )
+    return sorted(set(number for number, _ in rows) - set(fine))
 
 
 def _scalar(cur: psycopg.Cursor, statement: sql.Composed) -> int:

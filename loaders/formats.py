@@ -66,11 +66,28 @@ def csv_header(path: Path) -> tuple[list[str], int]:
         raise RejectedFile(f"cannot be read as {file_format(path)}: {error}") from error
     if not first.strip():
         raise RejectedFile("is empty: a CSV file needs a header row")
+    if b"\r" in first.rstrip(b"\r\n") or (b"\r" in first and not first.endswith(b"\n")):
+        raise RejectedFile(
+            "line 1: carriage returns alone end its lines (old Mac style); CSV lines end "
+            "with \\n or \\r\\n (RFC 4180): nothing loaded"
+        )
+    if not first.endswith(b"\n") and len(first) >= 1 << 20:
+        raise RejectedFile("line 1: the header row is longer than 1 MB: not a CSV header")
+    if b"\x00" in first:
+        raise RejectedFile("line 1: the header row contains a NUL byte")
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise RejectedFile("header row is not valid UTF-8") from error
-    return [normalise(name) for name in next(csv.reader([text]))], len(first)
+    try:
+        names = next(csv.reader([text.rstrip("\r\n")], strict=True), [])
+    except csv.Error as error:
+        raise RejectedFile(f"line 1: the header row is not valid CSV ({error})") from error
+    if '"' in text and not all(
+        part.startswith('"') or '"' not in part for part in text.split(",")
+    ):
+        raise RejectedFile("line 1: the header row has a stray quote inside a column name")
+    return [normalise(name) for name in names], len(first)
 
 
 def check_columns(stream: Stream, columns: list[str]) -> None:

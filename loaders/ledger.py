@@ -4,6 +4,9 @@ on its load id."""
 
 from __future__ import annotations
 
+import os
+import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -30,25 +33,47 @@ def end_load(conn: psycopg.Connection, load_id: int) -> None:
     conn.commit()
 
 
-def already_loaded(conn: psycopg.Connection, digest: str) -> bool:
+@dataclass(frozen=True)
+class Earlier:
+    """The load that already holds a file's content."""
+
+    load_id: int
+    stream: str
+    file_name: str
+
+
+def already_loaded(conn: psycopg.Connection, digest: str) -> Earlier | None:
     row = conn.execute(
-        "select 1 from raw.load_ledger where content_sha256 = %s", (digest,)
+        "select load_id, stream, file_name from raw.load_ledger where content_sha256 = %s",
+        (digest,),
     ).fetchone()
     conn.rollback()
-    return row is not None
+    return Earlier(*row) if row is not None else None
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def record_rejection(
     conn: psycopg.Connection, path: Path, stream: Stream | None, reason: str,
     digest: str | None,
 ) -> None:
-    if digest is None and path.is_file():
-        digest = content_hash(path)
+    if digest is None and _regular(path):
+        try:
+            digest = content_hash(path)
+        except OSError:
+            digest = None
     with conn.transaction():
         conn.execute(
             "insert into raw.rejected_files (stream, file_name, file_path, content_sha256,"
             " reason) values (%s, %s, %s, %s, %s)",
-            (stream.name if stream else None, path.name, str(path.resolve()), digest, reason),
+            # the path as given: a refused link is named, not what it points to
+            (stream.name if stream else None, path.name or str(path), os.path.abspath(path),
+             digest, reason),
         )
 
 

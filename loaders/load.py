@@ -19,6 +19,7 @@ How a file travels:
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -34,6 +35,59 @@ from loaders.schema import ensure_raw_schema
 from loaders.streams import STREAMS, Stream, stream_for_file_name
 
 __all__ = ["FileResult", "Loader", "discover", "file_format", "load_paths"]
+
+DATA_EXTENSIONS = ".csv, .csv.gz, .jsonl, .ndjson, .jsonl.gz, .ndjson.gz or .parquet"
+# SQLSTATE classes of errors that are the database's state, not the file's: a later
+# attempt can succeed (connection lost, deadlock or serialization failure, disk full or
+# out of memory, server shutting down or the query cancelled, an I/O error); "54" (a
+# program limit such as the stack depth) and data errors are the file's and never retried
+_RETRYABLE_CLASSES = ("08", "40", "53", "57", "58")
+_RETRYABLE_STATES = ("55P03", "55006")  # lock not available, object in use
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def retryable(error: psycopg.Error) -> bool:
+    state = error.sqlstate
+    if state is None:
+        # raised by the client itself: the connection broke
+        return isinstance(error, psycopg.OperationalError)
+    return state[:2] in _RETRYABLE_CLASSES or state in _RETRYABLE_STATES
+
+
+def refusal(path: Path, follow_symlinks: bool = False) -> str | None:
+    """Why `path` is not loaded as a file (None: a regular file): missing, a folder, a
+    symbolic link (unless `follow_symlinks`), or not a regular file at all (a FIFO would
+    block the loader, a device never ends)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return "no such file or folder"
+    except OSError as error:
+        return f"cannot be read: {error.strerror}"
+    if stat.S_ISLNK(mode):
+        if not follow_symlinks:
+            return (
+                f"is a symbolic link (to {os.readlink(path)}): refused; files are loaded "
+                "from their own location (warehouse load --follow-symlinks loads what a "
+                "link points to)"
+            )
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            return f"is a symbolic link to nothing ({os.readlink(path)})"
+    if stat.S_ISDIR(mode):
+        return "is a folder"
+    for test, kind in _SPECIAL_KINDS:
+        if test(mode):
+            return f"is not a regular file but {kind}: refused"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file: refused"
+    return None
 
 
 class Loader:
@@ -52,45 +106,76 @@ class Loader:
         ensure_raw_schema(conn)
         drop_abandoned_landings(conn)
 
-    def load_file(self, path: Path, stream: Stream | None = None) -> FileResult:
+    def load_file(
+        self, path: Path, stream: Stream | None = None, follow_symlinks: bool = False
+    ) -> FileResult:
         path = Path(path)
+        requested = stream
         stream = stream or stream_for_file_name(path.name)
         fmt = file_format(path)
         result = FileResult(path, stream.name if stream else None, "loaded")
         digest: str | None = None
         try:
-            if not path.is_file():
-                raise RejectedFile("no such file")
+            refused = refusal(path, follow_symlinks)
+            if refused is not None:
+                raise RejectedFile(refused)
             if fmt is None:
-                raise RejectedFile(
-                    "unknown format: expected .csv, .csv.gz, .jsonl, .ndjson, .jsonl.gz, "
-                    ".ndjson.gz or .parquet"
-                )
+                raise RejectedFile(f"unknown format: expected {DATA_EXTENSIONS}")
             if stream is None:
                 raise RejectedFile(
                     "cannot tell the stream from the file name (expected a name starting with "
                     + ", ".join(STREAMS) + ")"
                 )
-            digest = content_hash(path)
-            if ledger.already_loaded(self.conn, digest):
+            try:
+                digest = content_hash(path)
+            except OSError as error:
+                raise RejectedFile(f"cannot be read: {error.strerror or error}") from error
+            earlier = ledger.already_loaded(self.conn, digest)
+            if earlier is not None:
                 result.status = "already_loaded"
+                result.stream = earlier.stream
+                result.load_id = earlier.load_id
+                if requested is not None and requested.name != earlier.stream:
+                    result.reason = (
+                        f"not loaded again as {requested.name}: the same content was "
+                        f"loaded as {earlier.stream} from {earlier.file_name}"
+                    )
                 return result
             return self._load(path, stream, fmt, digest, result)
         except RejectedFile as rejection:
-            self.conn.rollback()
-            result.status = "rejected"
-            result.reason = f"{path.name}: {rejection}"
-            ledger.record_rejection(self.conn, path, stream, result.reason, digest)
-            return result
+            return self._reject(result, str(rejection), stream, digest)
         except psycopg.Error as error:
-            # not the file's fault: report it, leave nothing behind, go on with the next file
             self.conn.rollback()
-            result.status = "rejected"
-            result.reason = (
-                f"{path.name}: database error, nothing loaded; retry later: "
-                f"{type(error).__name__}: {error}".strip()
+            if retryable(error):
+                # not the file's fault: report it, leave nothing behind, go on with the next
+                result.status = "rejected"
+                result.retryable = True
+                result.reason = (
+                    f"{path.name}: database error, nothing loaded; retry later: "
+                    f"{type(error).__name__}: {error}".strip()
+                )
+                return result
+            message = (error.diag.message_primary or str(error)).strip()
+            return self._reject(
+                result, f"cannot be loaded: {message} (nothing loaded)", stream, digest
             )
-            return result
+        except Exception as error:  # a file must never stop the files after it
+            self.conn.rollback()
+            return self._reject(
+                result,
+                f"cannot be loaded: {type(error).__name__}: {error} (nothing loaded)",
+                stream, digest,
+            )
+
+    def _reject(
+        self, result: FileResult, reason: str, stream: Stream | None, digest: str | None
+    ) -> FileResult:
+        """The file is rejected whole: one clear line, and a row of raw.rejected_files."""
+        self.conn.rollback()
+        result.status = "rejected"
+        result.reason = f"{result.path.name}: {reason}"
+        ledger.record_rejection(self.conn, result.path, stream, result.reason, digest)
+        return result
 
     def _load(
         self, path: Path, stream: Stream, fmt: str, digest: str, result: FileResult
@@ -118,21 +203,30 @@ class Loader:
 _STREAM_ORDER = {name: index for index, name in enumerate(STREAMS)}
 
 
-def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
+def discover(
+    paths: Iterable[Path], follow_symlinks: bool = False
+) -> tuple[list[Path], list[Path]]:
     """Expand folders into their data files (streams in dependency order, then by name);
-    returns (files to load, non-data files seen in folders)."""
+    returns (files to load, non-data files seen in folders). Symbolic links and special
+    files (FIFOs, sockets, devices) found in folders are returned among the files to load
+    when their name is a data file's, for the loader to refuse with its reason; a link to
+    a folder is not walked unless `follow_symlinks`."""
     files: list[Path] = []
     skipped: list[Path] = []
     for path in paths:
         path = Path(path)
-        if path.is_dir():
-            for candidate in sorted(p for p in path.rglob("*") if p.is_file()):
-                if candidate.name.startswith("."):
-                    continue
-                if file_format(candidate) is None:
-                    skipped.append(candidate)
-                else:
-                    files.append(candidate)
+        if path.is_dir() and (follow_symlinks or not path.is_symlink()):
+            for folder, folders, names in os.walk(path, followlinks=follow_symlinks):
+                entries = [*names, *(name for name in folders if os.path.islink(
+                    os.path.join(folder, name)) and not follow_symlinks)]
+                for name in sorted(entries):
+                    if name.startswith("."):
+                        continue
+                    candidate = Path(folder) / name
+                    if file_format(candidate) is None:
+                        skipped.append(candidate)
+                    else:
+                        files.append(candidate)
         else:
             files.append(path)
 
@@ -140,7 +234,7 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
         stream = stream_for_file_name(candidate.name)
         return (_STREAM_ORDER[stream.name] if stream else len(_STREAM_ORDER), candidate.name)
 
-    return sorted(files, key=order), skipped
+    return sorted(files, key=order), sorted(skipped)
 
 
 def load_paths(
@@ -148,11 +242,24 @@ def load_paths(
     paths: Iterable[Path],
     stream_name: str | None = None,
     progress: bool | None = None,
+    follow_symlinks: bool = False,
 ) -> list[FileResult]:
-    """Load files and folders (see `discover`) one after the other; one result per file."""
+    """Load files and folders (see `discover`) one after the other; one result per file.
+    A folder given that holds no data file is rejected (it is named, never silently
+    passed over)."""
     stream = STREAMS[stream_name] if stream_name else None
     loader = Loader(conn, progress=progress)
-    files, skipped = discover(paths)
+    paths = [Path(path) for path in paths]
+    files, skipped = discover(paths, follow_symlinks)
     results = [FileResult(path, None, "skipped", reason="not a data file") for path in skipped]
-    results += [loader.load_file(path, stream) for path in files]
+    for folder in paths:
+        if not (folder.is_dir() and (follow_symlinks or not folder.is_symlink())):
+            continue
+        if not any(folder in file.parents for file in files):
+            result = FileResult(folder, None, "loaded")
+            results.append(loader._reject(
+                result, f"is a folder holding no data files (expected {DATA_EXTENSIONS})",
+                None, None,
+            ))
+    results += [loader.load_file(path, stream, follow_symlinks) for path in files]
     return results

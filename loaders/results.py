@@ -22,6 +22,7 @@ class FileResult:
     reason: str = ""
     load_id: int | None = None
     problems: list[str] = field(default_factory=list)
+    retryable: bool = False  # rejected for the database's state, not the file's
 
     def line(self) -> str:
         """The line `warehouse load` prints for the file."""
@@ -35,7 +36,8 @@ class FileResult:
                 text += " (e.g. " + "; ".join(self.problems[:3]) + ")"
             return text
         if self.status == "already_loaded":
-            return f"{name}: {self.stream}: already loaded (same content), nothing changed"
+            text = f"{name}: {self.stream}: already loaded (same content), nothing changed"
+            return text + (f"; {self.reason}" if self.reason else "")
         if self.status == "skipped":
             return f"{name}: skipped ({self.reason})"
         return f"{name}: REJECTED: {self.reason}"

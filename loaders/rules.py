@@ -12,6 +12,8 @@ from __future__ import annotations
 from psycopg import sql
 
 from loaders.streams import (
+    EARLIEST_TIMESTAMP,
+    END_OF_TIMESTAMPS,
     INTEGER,
     JSON_ARRAY,
     JSON_OBJECT,
@@ -45,6 +47,16 @@ def type_problem(column: Column, value: str | None) -> str:
 
 def _shown(ref: sql.Composable) -> sql.Composable:
     return sql.SQL("coalesce(quote_literal(left({}::text, 80)), 'empty')").format(ref)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _iso(ref: sql.Composable) -> sql.Composable:
+    """A timestamptz shown as ISO 8601 in UTC, as the limits are written."""
+    return sql.SQL("""to_char({} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')""").format(
+        ref)
 
 
 def _reason(column: Column, text: str, ref: sql.Composable) -> sql.Composable:
@@ -98,27 +110,39 @@ def _column_rules(column: Column) -> list[tuple[sql.Composable, sql.Composable]]
             )
         )
     if column.kind == TIMESTAMP:
-        # PostgreSQL also reads the words 'infinity', 'epoch' and 'now' as timestamps
+        # PostgreSQL also reads the words 'infinity' and 'now' as timestamps ('epoch' is
+        # 1970, outside the plausibility limits below)
         rules.append(
             (
-                sql.SQL("not isfinite({r}) or {r} = 'epoch'::timestamptz or {r} = now()").format(
-                    r=ref
-                ),
+                sql.SQL("not isfinite({r}) or {r} = now()").format(r=ref),
                 _reason(column, "is not a finite ISO 8601 timestamp", ref),
+            )
+        )
+        rules.append(
+            (
+                sql.SQL("{r} < {low}::timestamptz or {r} >= {end}::timestamptz").format(
+                    r=ref, low=sql.Literal(EARLIEST_TIMESTAMP),
+                    end=sql.Literal(END_OF_TIMESTAMPS),
+                ),
+                _reason(
+                    column,
+                    f"is out of range (from {EARLIEST_TIMESTAMP} to before {END_OF_TIMESTAMPS})",
+                    _iso(ref),
+                ),
             )
         )
     if column.minimum is not None:
         rules.append(
             (
                 sql.SQL("{} < {}").format(ref, sql.Literal(column.minimum)),
-                _reason(column, f"must be >= {column.minimum:g}", ref),
+                _reason(column, f"must be >= {_number(column.minimum)}", ref),
             )
         )
     if column.maximum is not None:
         rules.append(
             (
                 sql.SQL("{} > {}").format(ref, sql.Literal(column.maximum)),
-                _reason(column, f"must be <= {column.maximum:g}", ref),
+                _reason(column, f"must be <= {_number(column.maximum)}", ref),
             )
         )
     if column.kind in (JSON_ARRAY, JSON_OBJECT):

@@ -29,6 +29,24 @@ SQL_TYPES = {
 }
 
 
+# Plausibility limits of raw-inputs.md, declared once: a value outside them quarantines its
+# row at load (rules.py turns them into the set-based rules), so no absurd value can overflow
+# a mart's arithmetic (an interval from a bigint, a sum of durations, a regression on 1e308).
+# Every timestamp: from EARLIEST_TIMESTAMP to before END_OF_TIMESTAMPS (UTC).
+EARLIEST_TIMESTAMP = "2000-01-01T00:00:00Z"
+END_OF_TIMESTAMPS = "2100-01-01T00:00:00Z"
+MAX_MS = 86_400_000  # a day, for timestamp_ms, talk_ms, listen_ms, duration_ms
+MAX_SECONDS = 86_400  # a day, for duration_seconds
+MAX_WORDS = 1_000_000  # words_spoken
+# voice metrics in physical ranges: (minimum, maximum)
+VOICE_LIMITS: dict[str, tuple[float, float]] = {
+    "pace_wpm": (0, 1_000),
+    "pitch_hz": (0, 5_000),
+    "volume_db": (-200, 200),
+    "pauses_per_min": (0, 1_000),
+}
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -82,8 +100,15 @@ def _score(name: str, description: str) -> Column:
     return Column(name, NUMBER, description, minimum=0, maximum=100)
 
 
-def _count(name: str, description: str, kind: str = INTEGER) -> Column:
-    return Column(name, kind, description, minimum=0)
+def _count(
+    name: str, description: str, maximum: float, kind: str = INTEGER
+) -> Column:
+    return Column(name, kind, description, minimum=0, maximum=maximum)
+
+
+def _voice(name: str, description: str) -> Column:
+    minimum, maximum = VOICE_LIMITS[name]
+    return Column(name, NUMBER, description, minimum=minimum, maximum=maximum)
 
 
 _UPDATED_AT = Column(
@@ -164,9 +189,9 @@ ATTEMPTS = Stream(
             allowed=("started", "completed", "abandoned"),
         ),
         _score("score", "Attempt score, 0-100."),
-        _count("duration_seconds", "Attempt duration in seconds.", NUMBER),
-        _count("talk_ms", "Milliseconds the user talked."),
-        _count("listen_ms", "Milliseconds the user listened."),
+        _count("duration_seconds", "Attempt duration in seconds.", MAX_SECONDS, NUMBER),
+        _count("talk_ms", "Milliseconds the user talked.", MAX_MS),
+        _count("listen_ms", "Milliseconds the user listened.", MAX_MS),
         Column("started_at", TIMESTAMP, "When the attempt started.", required=True),
         Column("ended_at", TIMESTAMP, "When the attempt ended (not before started_at)."),
         _UPDATED_AT,
@@ -192,16 +217,16 @@ SESSIONS = Stream(
             allowed=("conversation", "pronunciation", "roleplay"),
         ),
         Column("started_at", TIMESTAMP, "When the session started.", required=True),
-        _count("duration_ms", "Session duration in milliseconds."),
-        _count("words_spoken", "Words the user spoke."),
+        _count("duration_ms", "Session duration in milliseconds.", MAX_MS),
+        _count("words_spoken", "Words the user spoke.", MAX_WORDS),
         _score("score", "Overall session score, 0-100."),
         _score("pronunciation_score", "Pronunciation score, 0-100."),
         _score("fluency_score", "Fluency score, 0-100."),
         _score("grammar_score", "Grammar score, 0-100."),
-        Column("pace_wpm", NUMBER, "Average speaking pace, words per minute."),
-        Column("pitch_hz", NUMBER, "Average pitch in Hz."),
-        Column("volume_db", NUMBER, "Average volume in dB."),
-        Column("pauses_per_min", NUMBER, "Pauses per minute."),
+        _voice("pace_wpm", "Average speaking pace, words per minute."),
+        _voice("pitch_hz", "Average pitch in Hz."),
+        _voice("volume_db", "Average volume in dB."),
+        _voice("pauses_per_min", "Pauses per minute."),
         _score("clarity", "Clarity, 0-100."),
         _score("confidence", "Confidence, 0-100."),
         Column("topics", JSON_ARRAY, "Topics practised (JSON array of strings)."),
@@ -227,7 +252,7 @@ KPI_EVENTS = Stream(
         Column("event_value", JSON_OBJECT, "Event payload (JSON object)."),
         Column(
             "timestamp_ms", INTEGER, "Offset from the attempt's start in ms.", required=True,
-            minimum=0,
+            minimum=0, maximum=MAX_MS,
         ),
         Column(
             "occurred_at", TIMESTAMP,
