@@ -433,7 +433,7 @@ def land_ndjson(
         # blank lines are not records, nor is a schema record
         # a line with many brackets is parsed only once it is known not to nest too deep
         # for PostgreSQL's parser (which would fail the statement, not the line)
-        deep = sql.SQL("length(line) - length(translate(line, '[{', '')) > {}").format(
+        deep = sql.SQL("length(line) - length(translate(line, '[{{', '')) > {}").format(
             sql.Literal(MAX_JSON_DEPTH))
         cur.execute(
             sql.SQL(

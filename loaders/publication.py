@@ -64,8 +64,13 @@ def quarantine(
         for problem in problems:
             copy.write_row((
                 load_id, stream.name, path.name, problem.row_number,
-                problem.location, problem.raw_row, problem.reason,
+                problem.location, _storable(problem.raw_row), _storable(problem.reason),
             ))
+
+
+def _storable(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold a NUL byte: the quarantine shows it as \\x00."""
+    return text.replace("\x00", "\\x00") if text is not None and "\x00" in text else text
 
 
 def attach(conn: psycopg.Connection, stream: Stream, path: Path, parts: list[PartResult]) -> None:

@@ -145,7 +145,9 @@ def db_shell(psql_args: tuple[str, ...]) -> None:
 @main.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("args", nargs=-1, required=True)
 @click.option("--progress/--no-progress", default=None, help="Progress bar on large files.")
-def load(args: tuple[str, ...], progress: bool | None) -> None:
+@click.option("--follow-symlinks", is_flag=True,
+              help="Load what symbolic links point to (refused by default).")
+def load(args: tuple[str, ...], progress: bool | None, follow_symlinks: bool) -> None:
     """Load files or folders: warehouse load [STREAM] PATH...
 
     STREAM (orgs, users, scenarios, attempts, sessions, kpi_events) applies to every file;
@@ -161,7 +163,10 @@ def load(args: tuple[str, ...], progress: bool | None) -> None:
     if not paths:
         raise click.UsageError("give at least one file or folder")
     with connect() as conn:
-        results = load_paths(conn, [Path(p) for p in paths], stream_name, progress=progress)
+        results = load_paths(
+            conn, [Path(p) for p in paths], stream_name, progress=progress,
+            follow_symlinks=follow_symlinks,
+        )
     for result in results:
         click.echo(result.line(), err=result.status == "rejected")
     if any(result.status == "rejected" for result in results):
@@ -180,15 +185,37 @@ def build(dbt_args: tuple[str, ...]) -> None:
     dbt unit tests (fixed inputs: they test the SQL, not the data, so dbt advises running
     them in development and CI, not on every production build) are left to
     `warehouse check`; select them with `warehouse build -s tag:full_scan+` or run
-    everything with `warehouse build --select fqn:*`."""
-    sys.exit(run_dbt(["build", *build_arguments(dbt_args)]))
+    everything with `warehouse build --select fqn:*`.
+
+    A build holds the lock of `warehouse run`: while a run (or another build) is going, it
+    waits for it instead of building the same relations at once."""
+    from warehouse.db import build_lock
+
+    with build_lock(on_wait=_say):
+        code = run_dbt(["build", *build_arguments(dbt_args)])
+    sys.exit(code)
+
+
+# dbt commands that write to the warehouse take the run lock like `warehouse build`
+_WRITING_DBT_COMMANDS = ("build", "run", "seed", "snapshot")
+
+
+def _say(text: str) -> None:
+    click.echo(text, err=True)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
 def dbt(dbt_args: tuple[str, ...]) -> None:
     """Any dbt command with the project's profile, e.g. warehouse dbt docs generate."""
-    sys.exit(run_dbt(list(dbt_args)))
+    import contextlib
+
+    from warehouse.db import build_lock
+
+    writes = bool(dbt_args) and dbt_args[0] in _WRITING_DBT_COMMANDS
+    with build_lock(on_wait=_say) if writes else contextlib.nullcontext():
+        code = run_dbt(list(dbt_args))
+    sys.exit(code)
 
 
 # --------------------------------------------------------------------------- data
@@ -261,7 +288,10 @@ def demo(scale: float, seed: int, out_dir: Path | None) -> None:
     for result in results:
         if result.status != "skipped":
             click.echo(result.line())
-    status = run_dbt(["build", *build_arguments([])])
+    from warehouse.db import build_lock
+
+    with build_lock(on_wait=_say):
+        status = run_dbt(["build", *build_arguments([])])
     if status != 0:
         click.echo("dbt build failed: see the output above", err=True)
         sys.exit(status)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -10,8 +12,10 @@ from psycopg import sql
 
 from warehouse.embedded import EmbeddedServer
 
-# the advisory lock of the scheduled job: `warehouse run` holds it exclusively, an export
-# shares it (it waits for a run's build instead of reading half-built views)
+# the advisory lock of the scheduled job: `warehouse run` and every build (`warehouse build`,
+# `warehouse dbt build|run|seed|snapshot`, `warehouse demo`) hold it exclusively, so two
+# builds never write the same relations at once; an export shares it (it waits for a
+# build instead of reading half-built views)
 RUN_LOCK_CLASS = 0x5748524E  # "WHRN"
 RUN_LOCK_KEY = 1
 
@@ -46,3 +50,46 @@ def scalar(
     if row is None:
         raise psycopg.ProgrammingError(f"no row returned by {query!r}")
     return row[0]
+
+
+def acquire_run_lock(
+    wait: bool, application_name: str = "warehouse run",
+    on_wait: Callable[[str], None] | None = None,
+) -> psycopg.Connection | None:
+    """A connection holding the run lock (exclusive; it dies with the connection, so a
+    killed holder never leaves it behind), or None when `wait` is False and another run
+    or build holds it. With `on_wait`, a wait is announced through it first."""
+    conn = connect(autocommit=True, application_name=application_name)
+    try:
+        if scalar(conn, "select pg_try_advisory_lock(%s, %s)", (RUN_LOCK_CLASS, RUN_LOCK_KEY)):
+            return conn
+        if not wait:
+            conn.close()
+            return None
+        if on_wait is not None:
+            holders = conn.execute(
+                "select a.pid, coalesce(nullif(a.application_name, ''), 'a client')"
+                " from pg_locks as l join pg_stat_activity as a using (pid)"
+                " where l.locktype = 'advisory' and l.classid = %s and l.objid = %s"
+                " and l.granted",
+                (RUN_LOCK_CLASS, RUN_LOCK_KEY),
+            ).fetchall()
+            who = ", ".join(f"{name} (pid {pid})" for pid, name in holders) or "another run"
+            on_wait(f"waiting for the lock held by {who} to finish")
+        conn.execute("select pg_advisory_lock(%s, %s)", (RUN_LOCK_CLASS, RUN_LOCK_KEY))
+        return conn
+    except BaseException:
+        conn.close()
+        raise
+
+
+@contextmanager
+def build_lock(on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the run lock for a build started by hand: it waits for a running
+    `warehouse run` (or another build) instead of building the same relations at once."""
+    conn = acquire_run_lock(True, "warehouse build", on_wait)
+    assert conn is not None
+    try:
+        yield
+    finally:
+        conn.close()

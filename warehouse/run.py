@@ -42,7 +42,7 @@ from pathlib import Path
 import psycopg
 
 from loaders.load import FileResult, discover, file_format
-from warehouse.db import RUN_LOCK_CLASS, RUN_LOCK_KEY, scalar
+from warehouse.db import scalar
 
 _IN_FLIGHT_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".filepart", ".crdownload")
 _DATA_SUFFIXES = (".csv.gz", ".jsonl.gz", ".ndjson.gz", ".csv", ".jsonl", ".ndjson", ".parquet")
@@ -143,16 +143,17 @@ def free_destination(path: Path) -> Path:
 def move_file(source: Path, inbox: Path, target_root: Path) -> Path:
     """Move `source` (inside `inbox`) to the same sub-path under `target_root`; its
     modification time becomes now, so offload ages count from processing."""
-    relative = source.resolve().relative_to(inbox.resolve())
+    # the entry itself, not what a symbolic link in the inbox points to
+    relative = (source.parent.resolve() / source.name).relative_to(inbox.resolve())
     destination = free_destination(target_root / relative)
     destination.parent.mkdir(parents=True, exist_ok=True)
     try:
         # link + unlink never replaces an existing file, even under a race
-        os.link(source, destination)
+        os.link(source, destination, follow_symlinks=False)
         source.unlink()
     except OSError:
         shutil.move(str(source), str(free_destination(destination)))
-    os.utime(destination)
+    os.utime(destination, follow_symlinks=False)
     return destination
 
 
@@ -303,19 +304,9 @@ def guarded_build(dbt_args: list[str] | None = None) -> int:
 
 
 def _lock_connection(wait: bool) -> psycopg.Connection | None:
-    from warehouse.db import connect
+    from warehouse.db import acquire_run_lock
 
-    conn = connect(autocommit=True, application_name="warehouse run")
-    if wait:
-        conn.execute("select pg_advisory_lock(%s, %s)", (RUN_LOCK_CLASS, RUN_LOCK_KEY))
-        return conn
-    got = scalar(
-        conn, "select pg_try_advisory_lock(%s, %s)", (RUN_LOCK_CLASS, RUN_LOCK_KEY)
-    )
-    if not got:
-        conn.close()
-        return None
-    return conn
+    return acquire_run_lock(wait, "warehouse run", on_wait=log.info)
 
 
 def run(
@@ -335,7 +326,8 @@ def run(
     lock = _lock_connection(wait)
     if lock is None:
         message = (
-            "another warehouse run (or an export) holds the lock on this database: nothing to do"
+            "another warehouse run or build (or an export) holds the lock on this database:"
+            " nothing to do"
         )
         log.info(message)
         return RunOutcome("locked", message)
@@ -431,7 +423,7 @@ def _inbox_files(inbox: Path, min_age: float) -> tuple[list[Path], list[Path]]:
     horizon = time.time() - min_age
 
     def settled(path: Path) -> bool:
-        return not _in_flight(path) and (min_age <= 0 or path.stat().st_mtime <= horizon)
+        return not _in_flight(path) and (min_age <= 0 or path.lstat().st_mtime <= horizon)
 
     return [path for path in files if settled(path)], [path for path in others if settled(path)]
 
