@@ -207,10 +207,10 @@ def discover(
     paths: Iterable[Path], follow_symlinks: bool = False
 ) -> tuple[list[Path], list[Path]]:
     """Expand folders into their data files (streams in dependency order, then by name);
-    returns (files to load, non-data files seen in folders). Symbolic links and special
-    files (FIFOs, sockets, devices) found in folders are returned among the files to load
-    when their name is a data file's, for the loader to refuse with its reason; a link to
-    a folder is not walked unless `follow_symlinks`."""
+    returns (files to load, non-data files seen in folders). Symbolic links found in
+    folders (to files or folders: not walked unless `follow_symlinks`), and special files
+    (FIFOs, sockets, devices) named like data files, are returned among the files to load,
+    for the loader to refuse with its reason."""
     files: list[Path] = []
     skipped: list[Path] = []
     for path in paths:
@@ -223,7 +223,9 @@ def discover(
                     if name.startswith("."):
                         continue
                     candidate = Path(folder) / name
-                    if file_format(candidate) is None:
+                    if candidate.is_symlink() and not follow_symlinks:
+                        files.append(candidate)  # refused by the loader, with its reason
+                    elif file_format(candidate) is None:
                         skipped.append(candidate)
                     else:
                         files.append(candidate)

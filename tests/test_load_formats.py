@@ -111,7 +111,7 @@ RECORDS: dict[str, list[dict[str, Any]]] = {
          "updated_at": T_OFFSET, "source_system": ABSENT},
         {"attempt_id": uid(4, "a"), "org_id": ORG_2, "user_id": "user_admin",
          "scenario_id": ABSENT, "status": "completed", "score": 100.0,
-         "duration_seconds": 3.2, "talk_ms": 9_007_199_254_740_993, "listen_ms": 1,
+         "duration_seconds": 3.2, "talk_ms": 86_400_000, "listen_ms": 1,  # a day: the limit
          "started_at": T_Z, "ended_at": T_OFFSET, "updated_at": T_OFFSET,
          "source_system": ABSENT},
     ],
@@ -162,7 +162,7 @@ RECORDS: dict[str, list[dict[str, Any]]] = {
          "org_id": ORG_1, "user_id": "user_2NfXabc", "scenario_id": ABSENT,
          "event_type": "recommendation_made",
          "event_value": {"metric": "pace", "priority": "high", "implemented": False},
-         "timestamp_ms": 4_000_000_000, "occurred_at": T_Z, "source_system": ABSENT},
+         "timestamp_ms": 86_399_999, "occurred_at": T_Z, "source_system": ABSENT},
     ],
 }
 

@@ -116,7 +116,7 @@ def test_two_runs_at_once(run_db, site):
             time.sleep(0.05)
         second = warehouse(run_db, "run", "--inbox", str(inbox), "--no-check", "--vars", VARS)
         assert second.returncode == 0
-        assert "another warehouse run (or an export) holds the lock" in second.stdout
+        assert "another warehouse run or build (or an export) holds the lock" in second.stdout
         # an export meanwhile waits for the build instead of meeting half-built views
         exporting = subprocess.Popen(
             [str(Path(sys.executable).with_name("warehouse")), "export", "user_summary",

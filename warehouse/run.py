@@ -42,6 +42,8 @@ from pathlib import Path
 import psycopg
 
 from loaders.load import FileResult, discover, file_format
+from warehouse.db import RUN_LOCK_CLASS as RUN_LOCK_CLASS
+from warehouse.db import RUN_LOCK_KEY as RUN_LOCK_KEY
 from warehouse.db import scalar
 
 _IN_FLIGHT_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".filepart", ".crdownload")
