@@ -94,9 +94,17 @@ def data(content: bytes) -> Callable[[Path], None]:
     return lambda path: path.write_bytes(content)
 
 
+def _link_elsewhere(path: Path) -> None:
+    secret = path.parent / "elsewhere" / "orgs_secret.csv"
+    secret.parent.mkdir()
+    secret.write_text(ORG_HEADER + org_row(77))
+    path.symlink_to(secret)
+
+
 STRAY_ROWS = [org_row(n) if n != 3 else org_row(3, 'us"er') for n in range(1, 10)]
 UNTERMINATED_ROWS = [org_row(n) if n != 3 else org_row(3, '"Org 3') for n in range(1, 54)]
 LATIN1 = org_json(2).encode().replace(b"Org 2", b"Org \xe9")
+NUL_LINE = org_json(2).encode().replace(b"Org 2", b"O\x00rg")
 DEEP = "[" * 100_000 + "]" * 100_000
 
 CASES = [
@@ -135,10 +143,7 @@ CASES = [
     Case("fifo", "orgs_pipe.csv", lambda path: os.mkfifo(path),
          Rejected("orgs", "is not a regular file but a named pipe (FIFO): refused")),
     Case("symlink", "orgs_link.csv",
-         lambda path: (path.parent / "elsewhere").mkdir() or (
-             path.parent / "elsewhere" / "orgs_secret.csv").write_text(
-             ORG_HEADER + org_row(77)) or path.symlink_to(path.parent / "elsewhere" /
-                                                          "orgs_secret.csv"),
+         lambda path: _link_elsewhere(path),
          Rejected("orgs", "is a symbolic link (to {target}): refused; files are loaded from "
                           "their own location (warehouse load --follow-symlinks loads what a "
                           "link points to)")),
@@ -208,11 +213,14 @@ CASES = [
     Case("ndjson_latin1_line", "orgs_latin1.jsonl",
          data((org_json(1) + "\n").encode() + LATIN1 + b"\n" + (org_json(3) + "\n").encode()),
          Loaded("orgs", 3, [("line 2", LATIN1.decode("utf-8", "replace"),
-                             "line is not valid UTF-8 (byte 0xe9 at 62)")])),
-    Case("ndjson_nul_line", "orgs_nul.jsonl",
-         data((org_json(1) + "\n" + org_json(2, "O\x00rg") + "\n").encode()),
-         Loaded("orgs", 2, [("line 2", org_json(2, "O\\x00rg"),
+                             f"line is not valid UTF-8 (byte 0xe9 at {LATIN1.index(0xE9) + 1})")])),
+    Case("ndjson_nul_byte_line", "orgs_nul.jsonl",
+         data((org_json(1) + "\n").encode() + NUL_LINE + b"\n"),
+         Loaded("orgs", 2, [("line 2", NUL_LINE.decode().replace("\x00", "\\x00"),
                              "line contains a NUL byte")])),
+    Case("ndjson_escaped_nul", "orgs_escaped_nul.jsonl",
+         text(org_json(1) + "\n" + org_json(2, "O\x00rg") + "\n"),
+         Loaded("orgs", 2, [("line 2", org_json(2, "O\x00rg"), "line is not valid JSON")])),
     Case("ndjson_nested_100000_levels", "orgs_deep.jsonl",
          text(org_json(1) + "\n" + DEEP + "\n" + org_json(3) + "\n"),
          Loaded("orgs", 3, [("line 2", DEEP, "line is nested deeper than 512 levels")])),
@@ -249,11 +257,12 @@ CASES = [
          Rejected("orgs", "cannot be read as csv: Not a gzipped file (b'or')")),
     Case("truncated_gzip", "orgs_cut.csv.gz",
          data(gzip.compress((ORG_HEADER + org_row(1) * 50).encode())[:60]),
-         Rejected("orgs", "cannot be read: Compressed file ended before the end-of-stream "
-                          "marker was reached")),
+         Rejected("orgs", "cannot be read as csv: Compressed file ended before the "
+                          "end-of-stream marker was reached")),
     Case("not_parquet", "orgs_fake.parquet", text("PAR1 not really"),
-         Rejected("orgs", "cannot be read as Parquet: Parquet file size is 15 bytes, smaller "
-                          "than the minimum file footer (8 bytes)")),
+         Rejected("orgs", "cannot be read as Parquet: Parquet magic bytes not found in "
+                          "footer. Either the file is corrupted or this is not a parquet "
+                          "file.")),
     Case("unknown_stream", "leads.csv", text("a,b\n1,2\n"),
          Rejected(None, "cannot tell the stream from the file name (expected a name starting "
                         "with orgs, users, scenarios, attempts, sessions, kpi_events)")),
