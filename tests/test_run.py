@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -20,6 +22,7 @@ import uuid
 import zipfile
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 from conftest import AS_OF, ROOT, Database, _create_database
@@ -44,6 +47,9 @@ def run_db(server_env):
             admin.execute(f'drop database if exists "{name}" with (force)')
 
 
+OUTSIDE = "org_id,name,updated_at\n11111111-0000-4000-8000-0000000000ff,Secret,2026-03-01\n"
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, generated_data):
     """A drop folder: inbox/ with the generated files (one in a sub-folder), a file that
@@ -58,6 +64,12 @@ def site(tmp_path_factory, generated_data):
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target / path.name)
     (inbox / "attempts_broken.csv").write_text("foo,bar\n1,2\n")
+    # hostile entries: a link to a file outside the inbox, a FIFO, old Mac line ends
+    (root / "elsewhere").mkdir()
+    (root / "elsewhere" / "orgs_secret.csv").write_text(OUTSIDE)
+    (inbox / "orgs_link.csv").symlink_to(root / "elsewhere" / "orgs_secret.csv")
+    os.mkfifo(inbox / "users_pipe.csv")
+    (inbox / "orgs_mac.csv").write_bytes(b"org_id,name,updated_at\r" + b"x,y,z\r")
     (inbox / "notes.txt").write_text("not data\n")
     (inbox / "sessions_9999.jsonl.part").write_text("{}\n")
     # a file of the same name is already in processed/: it must not be overwritten
@@ -146,6 +158,24 @@ def test_two_runs_at_once(run_db, site):
     assert (rejected / "attempts_broken.csv").exists()
     assert "lacks required column" in (rejected / "attempts_broken.csv.reason.txt").read_text()
     assert (rejected / "notes.txt").exists()
+    # the link itself was moved, unfollowed; what it points to is untouched and not loaded
+    link = rejected / "orgs_link.csv"
+    assert link.is_symlink() and os.readlink(link) == str(site / "elsewhere" / "orgs_secret.csv")
+    assert (site / "elsewhere" / "orgs_secret.csv").read_text() == OUTSIDE
+    assert (rejected / "orgs_link.csv.reason.txt").read_text() == (
+        "orgs_link.csv: is a symbolic link (to "
+        f"{site / 'elsewhere' / 'orgs_secret.csv'}): refused; files are loaded from their own "
+        "location (warehouse load --follow-symlinks loads what a link points to)\n")
+    assert stat.S_ISFIFO(os.lstat(rejected / "users_pipe.csv").st_mode)
+    assert (rejected / "users_pipe.csv.reason.txt").read_text() == (
+        "users_pipe.csv: is not a regular file but a named pipe (FIFO): refused\n")
+    assert (rejected / "orgs_mac.csv.reason.txt").read_text() == (
+        "orgs_mac.csv: line 1: carriage returns alone end its lines (old Mac style); CSV lines"
+        " end with \\n or \\r\\n (RFC 4180): nothing loaded\n")
+    assert run_db.query("select count(*) from raw.orgs where name = 'Secret'") == [(0,)]
+    assert sorted(name for (name,) in run_db.query(
+        "select file_name from raw.rejected_files")) == [
+        "attempts_broken.csv", "orgs_link.csv", "orgs_mac.csv", "users_pipe.csv"]
     left = sorted(path.name for path in inbox.rglob("*") if path.is_file())
     assert left == ["sessions_9999.jsonl.part"]
     ((sessions,), ) = run_db.query("select count(*) from marts.fact_sessions")
@@ -271,3 +301,94 @@ def test_free_destination_never_overwrites(tmp_path):
     other = tmp_path / "README"
     other.write_text("z")
     assert free_destination(other).name == "README.1"
+
+
+def _env(db: Database) -> dict[str, str]:
+    return {**os.environ, **db.env,
+            "DBT_TARGET_PATH": str(ROOT / "target" / f"test-{db.name}"),
+            "DBT_LOG_PATH": str(ROOT / "logs" / f"test-{db.name}")}
+
+
+def _waiting_for_lock(db: Database) -> bool:
+    ((waiting,),) = db.query(
+        "select count(*) from pg_locks where locktype = 'advisory' and classid = %s"
+        " and objid = %s and not granted", (RUN_LOCK_CLASS, RUN_LOCK_KEY))
+    return waiting > 0
+
+
+def test_a_build_by_hand_waits_for_the_run_lock(run_db):
+    """`warehouse build` takes the lock of `warehouse run`: while a run holds it, the build
+    waits (saying for whom) and starts once it is free, never building beside it."""
+    holder = run_db.connect(autocommit=True, application_name="warehouse run")
+    holder.execute("select pg_advisory_lock(%s, %s)", (RUN_LOCK_CLASS, RUN_LOCK_KEY))
+    build = subprocess.Popen(
+        [str(Path(sys.executable).with_name("warehouse")), "build", "-s", "stg_orgs",
+         "--vars", VARS],
+        cwd=ROOT, env=_env(run_db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _waiting_for_lock(run_db):
+            assert build.poll() is None, build.communicate()
+            assert time.monotonic() < deadline, "the build never asked for the lock"
+            time.sleep(0.05)
+        time.sleep(2)
+        assert build.poll() is None, "the build ran while a run held the lock"
+        # meanwhile a scheduled run finds the lock taken and leaves
+        second = warehouse(run_db, "run", "--inbox", str(ROOT / "no-such-inbox-13"),
+                           "--no-check", "--vars", VARS)
+        assert second.returncode == 0
+        assert "another warehouse run or build (or an export) holds the lock" in second.stdout
+        holder.close()
+        stdout, stderr = build.communicate(timeout=600)
+    finally:
+        holder.close()
+        if build.poll() is None:
+            build.kill()
+    assert build.returncode == 0, stdout[-4000:]
+    holder_pid = stderr.split("pid ")[1].split(")")[0]
+    assert stderr.splitlines()[0] == (
+        f"waiting for the lock held by warehouse run (pid {holder_pid}) to finish")
+    assert not lock_held(run_db)
+
+
+def test_kill_9_of_a_run_ends_its_dbt(run_db, site):
+    """`kill -9` of `warehouse run` in the middle of its build: dbt (a process group of its
+    own) dies with it, the lock is free at once, and the next run builds the same figures
+    (no duplicate relation from a dbt still building)."""
+    before = figures(run_db)
+    inbox = site / "inbox"
+    parent = subprocess.Popen(
+        [str(Path(sys.executable).with_name("warehouse")), "run", "--inbox", str(inbox),
+         "--no-check", "--force-build", "--vars", VARS],
+        cwd=ROOT, env=_env(run_db), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        # dbt's models are running: one of its connections is busy in the database
+        while not run_db.query(
+            "select 1 from pg_stat_activity where datname = current_database()"
+            " and application_name like 'dbt%%' and state = 'active'"
+            " and query ilike '%%create%%'"
+        ):
+            assert parent.poll() is None, "the run ended before its build got going"
+            assert time.monotonic() < deadline, "dbt never started building"
+            time.sleep(0.1)
+        children = psutil.Process(parent.pid).children(recursive=True)
+        assert any("dbt" in " ".join(child.cmdline()) for child in children)
+        parent.send_signal(signal.SIGKILL)
+        assert parent.wait(timeout=30) == -signal.SIGKILL
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, f"dbt outlived warehouse run: {alive}"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    deadline = time.monotonic() + 30
+    while lock_held(run_db):
+        assert time.monotonic() < deadline, "the lock outlived the killed run"
+        time.sleep(0.1)
+    rerun = warehouse(run_db, "run", "--inbox", str(inbox), "--no-check", "--force-build",
+                      "--vars", VARS)
+    assert rerun.returncode == 0, rerun.stdout[-4000:]
+    assert "build success" in rerun.stdout
+    assert figures(run_db) == before
