@@ -46,11 +46,17 @@ class QuoteScreen:
     def __init__(self) -> None:
         self._tail = b""
         self._offset = 0  # offset of the first byte of `_tail`
+        self._started = False
         self.stray: int | None = None
 
     def feed(self, chunk: bytes) -> bool:
         if self.stray is not None or not chunk:
             return self.stray is not None
+        if not self._started:
+            self._started = True
+            if chunk.startswith(b"\xef\xbb\xbf"):  # a byte-order mark before a quote is fine
+                chunk = chunk[3:]
+                self._offset = 3
         if b'"' not in chunk and b'"' not in self._tail:
             self._offset += len(self._tail) + len(chunk) - 1
             self._tail = chunk[-1:]

@@ -235,74 +235,6 @@ def test_tables_swap_atomically_under_readers(run_db, site):
     assert figures(run_db) == before
 
 
-def test_offload_archives_and_keeps_figures(run_db, site):
-    processed = site / "processed"
-    before = figures(run_db)
-    old = sorted(path for path in processed.rglob("*") if path.is_file())
-    digests = {path.relative_to(processed).as_posix(): hashlib.sha256(path.read_bytes())
-               .hexdigest() for path in old}
-    recent = processed / "orgs.1.csv"
-    ten_days_ago = time.time() - 10 * 86400
-    for path in old:
-        if path != recent:
-            os.utime(path, (ten_days_ago, ten_days_ago))
-
-    result = warehouse(run_db, "offload", "--days-old", "7", "--inbox", str(site / "inbox"),
-                       "--delete-source")
-    assert result.returncode == 0, result.stdout + result.stderr
-    archives = sorted((site / "archives").glob("processed_*.zip"))
-    assert len(archives) == 1
-    with zipfile.ZipFile(archives[0]) as archive:
-        manifest = json.loads(archive.read("manifest.json"))
-        listed = {item["path"]: item for item in manifest["files"]}
-        assert set(listed) == set(digests) - {"orgs.1.csv"}
-        for relative, item in listed.items():
-            data = archive.read(f"processed/{relative}")
-            assert hashlib.sha256(data).hexdigest() == item["sha256"] == digests[relative]
-        loaded = [item for item in listed.values() if item["ledger"]]
-        assert loaded and all(item["ledger"]["load_id"] for item in loaded)
-    remaining = sorted(path.name for path in processed.rglob("*") if path.is_file())
-    assert remaining == ["orgs.1.csv"]
-    assert figures(run_db) == before
-
-    # nothing left to offload: no second archive
-    again = warehouse(run_db, "offload", "--days-old", "7", "--inbox", str(site / "inbox"))
-    assert "nothing to offload" in again.stdout
-
-    # an archived file delivered again loads nothing and needs no build
-    with zipfile.ZipFile(archives[0]) as archive:
-        name = next(item for item in listed if item.startswith("sessions_0001"))
-        (site / "inbox" / Path(name).name).write_bytes(archive.read(f"processed/{name}"))
-    rerun = warehouse(run_db, "run", "--inbox", str(site / "inbox"), "--no-check",
-                      "--vars", VARS)
-    assert rerun.returncode == 0, rerun.stdout[-4000:]
-    assert "already loaded" in rerun.stdout and "build skipped" in rerun.stdout
-    assert figures(run_db) == before
-
-    # a file loaded since the last build (by hand, or by a run killed before building)
-    # makes the next run build even with an empty inbox
-    from warehouse.run import build_needed
-
-    with run_db.connect() as conn:
-        assert not build_needed(conn)
-        conn.execute("update raw.load_ledger set loaded_at = now()"
-                     " where load_id = (select max(load_id) from raw.load_ledger)")
-        conn.commit()
-        assert build_needed(conn)
-
-
-def test_free_destination_never_overwrites(tmp_path):
-    target = tmp_path / "kpi_events_0001.csv.gz"
-    assert free_destination(target) == target
-    target.write_text("x")
-    assert free_destination(target).name == "kpi_events_0001.1.csv.gz"
-    (tmp_path / "kpi_events_0001.1.csv.gz").write_text("y")
-    assert free_destination(target).name == "kpi_events_0001.2.csv.gz"
-    other = tmp_path / "README"
-    other.write_text("z")
-    assert free_destination(other).name == "README.1"
-
-
 def _env(db: Database) -> dict[str, str]:
     return {**os.environ, **db.env,
             "DBT_TARGET_PATH": str(ROOT / "target" / f"test-{db.name}"),
@@ -392,3 +324,72 @@ def test_kill_9_of_a_run_ends_its_dbt(run_db, site):
     assert rerun.returncode == 0, rerun.stdout[-4000:]
     assert "build success" in rerun.stdout
     assert figures(run_db) == before
+
+
+def test_offload_archives_and_keeps_figures(run_db, site):
+    processed = site / "processed"
+    before = figures(run_db)
+    old = sorted(path for path in processed.rglob("*") if path.is_file())
+    digests = {path.relative_to(processed).as_posix(): hashlib.sha256(path.read_bytes())
+               .hexdigest() for path in old}
+    recent = processed / "orgs.1.csv"
+    ten_days_ago = time.time() - 10 * 86400
+    for path in old:
+        if path != recent:
+            os.utime(path, (ten_days_ago, ten_days_ago))
+
+    result = warehouse(run_db, "offload", "--days-old", "7", "--inbox", str(site / "inbox"),
+                       "--delete-source")
+    assert result.returncode == 0, result.stdout + result.stderr
+    archives = sorted((site / "archives").glob("processed_*.zip"))
+    assert len(archives) == 1
+    with zipfile.ZipFile(archives[0]) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        listed = {item["path"]: item for item in manifest["files"]}
+        assert set(listed) == set(digests) - {"orgs.1.csv"}
+        for relative, item in listed.items():
+            data = archive.read(f"processed/{relative}")
+            assert hashlib.sha256(data).hexdigest() == item["sha256"] == digests[relative]
+        loaded = [item for item in listed.values() if item["ledger"]]
+        assert loaded and all(item["ledger"]["load_id"] for item in loaded)
+    remaining = sorted(path.name for path in processed.rglob("*") if path.is_file())
+    assert remaining == ["orgs.1.csv"]
+    assert figures(run_db) == before
+
+    # nothing left to offload: no second archive
+    again = warehouse(run_db, "offload", "--days-old", "7", "--inbox", str(site / "inbox"))
+    assert "nothing to offload" in again.stdout
+
+    # an archived file delivered again loads nothing and needs no build
+    with zipfile.ZipFile(archives[0]) as archive:
+        name = next(item for item in listed if item.startswith("sessions_0001"))
+        (site / "inbox" / Path(name).name).write_bytes(archive.read(f"processed/{name}"))
+    rerun = warehouse(run_db, "run", "--inbox", str(site / "inbox"), "--no-check",
+                      "--vars", VARS)
+    assert rerun.returncode == 0, rerun.stdout[-4000:]
+    assert "already loaded" in rerun.stdout and "build skipped" in rerun.stdout
+    assert figures(run_db) == before
+
+    # a file loaded since the last build (by hand, or by a run killed before building)
+    # makes the next run build even with an empty inbox
+    from warehouse.run import build_needed
+
+    with run_db.connect() as conn:
+        assert not build_needed(conn)
+        conn.execute("update raw.load_ledger set loaded_at = now()"
+                     " where load_id = (select max(load_id) from raw.load_ledger)")
+        conn.commit()
+        assert build_needed(conn)
+
+
+def test_free_destination_never_overwrites(tmp_path):
+    target = tmp_path / "kpi_events_0001.csv.gz"
+    assert free_destination(target) == target
+    target.write_text("x")
+    assert free_destination(target).name == "kpi_events_0001.1.csv.gz"
+    (tmp_path / "kpi_events_0001.1.csv.gz").write_text("y")
+    assert free_destination(target).name == "kpi_events_0001.2.csv.gz"
+    other = tmp_path / "README"
+    other.write_text("z")
+    assert free_destination(other).name == "README.1"
+
