@@ -370,3 +370,35 @@ def test_already_loaded_under_another_stream(empty_database, tmp_path: Path) -> 
         f"{path}: orgs: already loaded (same content), nothing changed; not loaded again as "
         "kpi_events: the same content was loaded as orgs from orgs.csv"]
     assert count(empty_database, "raw.kpi_events") == 0
+
+
+def test_retry_later_only_for_errors_a_retry_can_cure(empty_database) -> None:
+    """`retry later` (and no rejection recorded) only for the database's state: a lost
+    connection, a lock not granted in time; a data error or a program limit is the file's,
+    and retrying it can never help."""
+    import psycopg
+
+    from loaders.load import retryable
+
+    def error_of(statement: str, conn: psycopg.Connection) -> psycopg.Error:
+        with pytest.raises(psycopg.Error) as raised:
+            conn.execute(statement)
+        conn.rollback()
+        return raised.value
+
+    with empty_database.connect() as conn, empty_database.connect() as other:
+        assert not retryable(error_of("select 1 / 0", conn))
+        assert not retryable(error_of("select repeat('[', 100000)::jsonb", conn))
+        assert not retryable(error_of("select E'\\\\xff'::bytea::text::int", conn))
+        other.execute("create table held (x int)")
+        other.commit()
+        other.execute("lock table held")
+        conn.execute("set lock_timeout = '50ms'")
+        assert retryable(error_of("select * from held", conn))
+        other.rollback()
+        pid = conn.info.backend_pid
+        other.execute("select pg_terminate_backend(%s)", (pid,))
+        other.commit()
+        with pytest.raises(psycopg.Error) as lost:
+            conn.execute("select 1")
+        assert retryable(lost.value)
