@@ -402,3 +402,54 @@ def test_retry_later_only_for_errors_a_retry_can_cure(empty_database) -> None:
         with pytest.raises(psycopg.Error) as lost:
             conn.execute("select 1")
         assert retryable(lost.value)
+
+
+def test_values_at_the_limits_build(fresh_database, tmp_path: Path) -> None:
+    """Every value inside the plausibility limits, at its edge, loads and builds: no mart's
+    arithmetic overflows (the limits are what keeps it safe)."""
+    db = fresh_database
+    user = "user_edge"
+    attempts = [
+        (f"{ORG[:-1]}a", "2000-01-01T00:00:00Z", "2000-01-02T00:00:00Z"),
+        (f"{ORG[:-1]}b", "2099-12-31T00:00:00Z", "2099-12-31T23:59:59Z"),
+        (f"{ORG[:-1]}c", "2026-11-19T10:00:00Z", "2026-11-19T10:30:00Z"),
+    ]
+    (tmp_path / "orgs.csv").write_text(ORG_HEADER + f"{ORG},Edge,pro,{T0},{T0}\n")
+    (tmp_path / "users.csv").write_text(
+        "user_id,org_id,role,timezone,updated_at\n" + f"{user},{ORG},trainee,Pacific/Kiritimati,"
+        f"{T0}\n")
+    (tmp_path / "attempts.csv").write_text(
+        "attempt_id,org_id,user_id,status,score,duration_seconds,talk_ms,listen_ms,"
+        "started_at,ended_at,updated_at\n" + "".join(
+            f"{attempt},{ORG},{user},completed,100,86400,86400000,86400000,{start},{end},{T0}\n"
+            for attempt, start, end in attempts))
+    (tmp_path / "sessions.csv").write_text(
+        "session_id,org_id,user_id,attempt_id,session_type,started_at,duration_ms,"
+        "words_spoken,score,pace_wpm,pitch_hz,volume_db,pauses_per_min,clarity,confidence,"
+        "updated_at\n" + "".join(
+            f"{attempt[:-1]}{n},{ORG},{user},{attempt},roleplay,{start},86400000,1000000,"
+            f"{score},{pace},{pitch},{volume},{pauses},100,0,{T0}\n"
+            for n, ((attempt, start, _), score, pace, pitch, volume, pauses) in enumerate(zip(
+                attempts, (0, 100, 50), (1000, 0, 500), (5000, 0, 2500), (-200, 200, 0),
+                (1000, 0, 500), strict=True))))
+    (tmp_path / "kpi_events.csv").write_text(KPI_HEADER + "".join(
+        f"{n:08x}-0000-4000-8000-0000000000ee,{attempt},,{ORG},{user},,long_pause,"
+        f"\"{{\"\"seconds\"\": 86400}}\",{ms},\n"
+        for n, (attempt, ms) in enumerate(
+            [(attempts[0][0], 0), (attempts[1][0], 86_400_000), (attempts[2][0], 86_400_000)])))
+    result = db.warehouse("load", str(tmp_path))
+    assert "quarantined" in result.stdout and "REJECTED" not in result.stdout + result.stderr
+    assert count(db, "raw.quarantine") == 0
+    db.build()
+    assert db.query(
+        "select count(*), max(occurred_at) from marts.fact_kpi_events") == [
+        (3, dt_utc(2100, 1, 1))]
+    assert db.query("select count(*) from marts.fact_scenario_attempts") == [(3,)]
+    assert db.query("select count(*) from marts.fact_sessions") == [(3,)]
+    assert db.query("select count(*) > 0 from marts.user_metric_stats") == [(True,)]
+
+
+def dt_utc(*parts: int):
+    import datetime as dt
+
+    return dt.datetime(*parts, tzinfo=dt.UTC)
