@@ -111,27 +111,28 @@ def test_star_tables_declare_keys_for_bi_tools(built_warehouse) -> None:
     assert ("fact_session_metrics", "fact_sessions") in foreign
 
 
-METRICS = "'pace', 'pitch', 'volume', 'pauses', 'clarity', 'confidence'"
 ACCEPTED_VALUES = {
     ("dim_users", "role"): "'trainee', 'manager', 'admin'",
     ("dim_scenarios", "difficulty"): "'easy', 'medium', 'hard'",
     ("leaderboards", "period_type"): "'week', 'month'",
     ("user_session_stats", "period"): "'week', 'month'",
-    ("user_metric_stats", "metric"): METRICS,
-    ("user_metric_trends", "metric"): METRICS,
     ("user_metric_trends", "trend_direction"): "'improving', 'declining', 'stable'",
     ("user_metric_trends", "trend_strength"): "'strong', 'moderate', 'weak'",
-    ("user_metric_patterns", "metric"): METRICS,
     ("user_metric_patterns", "pattern"):
         "'volatile', 'rapid_improvement', 'consistent_improvement', 'declining', 'plateau', 'none'",
-    ("user_comparisons", "metric"): METRICS,
     ("user_comparisons", "comparison"): "'baseline', 'last_week', 'last_month', 'peak'",
-    ("user_predictions", "metric"): METRICS,
     ("user_predictions", "horizon"): "'next_week', 'next_month', 'next_quarter'",
     ("user_best_worst_sessions", "kind"): "'best', 'worst'",
     ("data_completeness", "stream"):
         "'orgs', 'users', 'scenarios', 'attempts', 'sessions', 'kpi_events'",
 }
+# The contract's six voice metrics (marts.md). The warehouse declares them once, in seed
+# metric_definitions; these marts' metric column has the domain the seed's post-hook writes.
+CONTRACT_METRICS = {"pace", "pitch", "volume", "pauses", "clarity", "confidence"}
+METRIC_TABLES = (
+    "user_metric_stats", "user_metric_trends", "user_metric_patterns", "user_comparisons",
+    "user_predictions",
+)
 
 
 def test_category_columns_accept_only_their_values(built_warehouse) -> None:
@@ -155,3 +156,42 @@ def test_category_columns_accept_only_their_values(built_warehouse) -> None:
         assert outside == 0
     with built_warehouse.connect() as conn, pytest.raises(psycopg.errors.CheckViolation):
         conn.execute("update marts.dim_scenarios set difficulty = 'extreme'")
+
+
+def test_metric_columns_accept_only_the_seeds_metrics(built_warehouse) -> None:
+    """The metric column of each user-analytics mart has the domain marts.voice_metric,
+    whose one check constraint lists exactly the metrics of seed metric_definitions (the
+    contract's six): the database refuses any other metric on every write."""
+    seed = {row[0] for row in built_warehouse.query("select metric from marts.metric_definitions")}
+    assert seed == CONTRACT_METRICS
+    checks = built_warehouse.query(
+        "select pg_get_constraintdef(k.oid), k.convalidated from pg_constraint k"
+        " where k.contypid = 'marts.voice_metric'::regtype and k.contype = 'c'"
+    )
+    assert len(checks) == 1 and checks[0][1], checks
+    assert set(re.findall(r"'([^']*)'::text", checks[0][0])) == seed, checks[0][0]
+    types = dict(built_warehouse.query(
+        "select a.attrelid::regclass::text, a.atttypid::regtype::text from pg_attribute a"
+        " where a.attname = 'metric' and a.attrelid = any(%s::regclass[])",
+        ([f"marts.{table}" for table in METRIC_TABLES],),
+    ))
+    assert types == {f"marts.{table}": "marts.voice_metric" for table in METRIC_TABLES}
+    for table in METRIC_TABLES:
+        outside, rows = built_warehouse.query(
+            f"select count(*) filter (where metric <> all(%s)), count(*) from marts.{table}",
+            (sorted(seed),),
+        )[0]
+        assert outside == 0 and rows > 0, (table, outside, rows)
+        with built_warehouse.connect() as conn:
+            # a metric of the seed is accepted (rolled back: the warehouse stays as built)
+            updated = conn.execute(
+                f"update marts.{table} set metric = metric"
+                f" where ctid = (select ctid from marts.{table} limit 1)"
+            ).rowcount
+            conn.rollback()
+        assert updated == 1
+        with built_warehouse.connect() as conn, pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(
+                f"update marts.{table} set metric = 'loudness'"
+                f" where ctid = (select ctid from marts.{table} limit 1)"
+            )
