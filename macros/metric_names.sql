@@ -8,7 +8,8 @@
     The domain's comment records the list; the constraint is replaced only when the seed's
     list changed. When rows already in the marts hold a metric the seed no longer lists,
     the new constraint is added NOT VALID (new writes are checked, old rows are not) with a
-    warning: run a --full-refresh after editing the seed, as for every seed.
+    warning: run a --full-refresh after editing the seed, as for every seed; the next load
+    of the seed validates the constraint once no such row is left.
 -#}
 {% macro sync_voice_metric_domain() %}
     {%- set domain = this.schema ~ '.voice_metric' -%}
@@ -17,6 +18,7 @@
         names text;
         wanted_comment text;
         stale boolean := false;
+        unchanged boolean;
         usage record;
     begin
         select
@@ -31,10 +33,19 @@
         if to_regtype('{{ domain }}') is null then
             create domain {{ domain }} as text;
         end if;
-        if obj_description(to_regtype('{{ domain }}'), 'pg_type') is not distinct from wanted_comment then
+        unchanged := obj_description(to_regtype('{{ domain }}'), 'pg_type') is not distinct from wanted_comment
+            and exists (
+                select from pg_constraint
+                where contypid = to_regtype('{{ domain }}') and conname = 'voice_metric_check'
+            );
+        if unchanged and not exists (
+            select from pg_constraint
+            where contypid = to_regtype('{{ domain }}') and conname = 'voice_metric_check'
+                and not convalidated
+        ) then
             return;
         end if;
-        -- the seed's list changed: do rows already written hold a metric it no longer lists?
+        -- do rows already written hold a metric the seed does not list (any more)?
         for usage in
             select attribute.attrelid::regclass as relation, attribute.attname as column_name
             from pg_attribute as attribute
@@ -48,6 +59,14 @@
             ) into stale;
             exit when stale;
         end loop;
+        if unchanged then
+            -- a constraint added NOT VALID after an edit of the seed: valid again once the
+            -- rebuild (--full-refresh) removed the metrics the seed no longer lists
+            if not stale then
+                alter domain {{ domain }} validate constraint voice_metric_check;
+            end if;
+            return;
+        end if;
         alter domain {{ domain }} drop constraint if exists voice_metric_check;
         execute format(
             'alter domain {{ domain }} add constraint voice_metric_check check (value in (%s))%s',
