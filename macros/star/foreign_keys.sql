@@ -38,15 +38,15 @@
             and exists (
                 select from pg_constraint
                 where
-                    conrelid = '{{ key.to }}'::regclass and contype in ('p', 'u')
+                    conrelid = to_regclass('{{ key.to }}') and contype in ('p', 'u')
                     and conkey = array[(
                         select attnum from pg_attribute
-                        where attrelid = '{{ key.to }}'::regclass and attname = '{{ key.to_column }}'
+                        where attrelid = to_regclass('{{ key.to }}') and attname = '{{ key.to_column }}'
                     )]
             )
             and not exists (
                 select from pg_constraint
-                where conrelid = '{{ key.from }}'::regclass and conname = '{{ key.name }}'
+                where conrelid = to_regclass('{{ key.from }}') and conname = '{{ key.name }}'
             ) then
             alter table {{ key.from }} add constraint {{ key.name }}
                 foreign key ({{ key.column }}) references {{ key.to }} ({{ key.to_column }}) not enforced;
