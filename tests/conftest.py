@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -73,9 +74,11 @@ class Database:
     def dbt(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.warehouse("dbt", *args, check=check)
 
-    def build(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def build(self, *args: str, check: bool = True,
+              extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         return self.warehouse(
-            "build", "--vars", f"{{as_of: '{AS_OF.isoformat()}'}}", *args, check=check
+            "build", "--vars", f"{{as_of: '{AS_OF.isoformat()}'}}", *args, check=check,
+            extra_env=extra_env,
         )
 
 
@@ -138,3 +141,17 @@ def built_warehouse(server_env: dict[str, str], generated_data: Path) -> Iterato
     yield database
     if os.environ.get("WAREHOUSE_KEEP_TEST_DBS") != "1":
         _drop_database(server_env, name)
+
+
+def password_from(output: str) -> str:
+    """The password a `warehouse db password` / `access org` line says where it keeps."""
+    match = re.search(r"is in (\S+\.password)", output)
+    assert match, output
+    return Path(match.group(1)).read_text(encoding="utf-8").strip()
+
+
+@pytest.fixture(scope="session")
+def reporting_password(built_warehouse: Database) -> str:
+    """`reporting` logs in with a password only: set one (the CLI keeps it in
+    .warehouse/secrets/reporting.password and the pgpass file)."""
+    return password_from(built_warehouse.warehouse("db", "password", "reporting").stdout)

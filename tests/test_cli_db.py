@@ -65,7 +65,9 @@ def test_db_status_reports_an_unreachable_server(maintenance_db, tmp_path: Path)
 def test_db_url_connects_to_the_same_database(maintenance_db):
     result = run(maintenance_db, "db", "url")
     assert result.returncode == 0, result.stderr
-    url = result.stdout.strip()
+    url = result.stdout.splitlines()[0]
+    quiet = run(maintenance_db, "db", "url", "--url-only")
+    assert quiet.stdout == url + "\n"
     assert url.startswith(("postgresql://", "postgres://")), url
     try:
         with psycopg.connect(url, connect_timeout=5) as conn:
@@ -106,6 +108,15 @@ def test_db_status_of_the_embedded_server(server_env):
                             text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "running" in result.stdout and str(server.socket_dir) in result.stdout
+    # after `eval "$(warehouse db env)"` the db commands still know their own server
+    own = subprocess.run(
+        ["bash", "-c", f'eval "$({shlex.quote(WAREHOUSE)} db env)"; {shlex.quote(WAREHOUSE)}'
+         " db status"],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert own.returncode == 0, own.stderr
+    assert own.stdout.startswith("embedded PostgreSQL "), own.stdout
+    assert f"(pid {server.status().pid})" in own.stdout
 
 
 # --------------------------------------------------------------------------- load

@@ -328,11 +328,13 @@ def test_document_sections_match_their_marts(built_warehouse):
 # --------------------------------------------------------------------------- psql and archive
 
 
-def test_reporting_role_copies_every_view_with_psql(built_warehouse, tmp_path):
+def test_reporting_role_copies_every_view_with_psql(built_warehouse, tmp_path,
+                                                   reporting_password):
     psql = psql_binary()
     if psql is None:
         pytest.skip("no psql binary")
-    env = {**os.environ, **built_warehouse.env, "PGUSER": "reporting", "PGTZ": "UTC"}
+    env = {**os.environ, **built_warehouse.env, "PGUSER": "reporting", "PGTZ": "UTC",
+           "PGPASSWORD": reporting_password}
     for view in EXPORT_VIEWS:
         target = tmp_path / f"psql_{view}.csv"
         # unqualified: the reporting role's search_path is marts, exports

@@ -1,9 +1,8 @@
 """The read-only `reporting` role (Metabase, analysts) on the built warehouse.
 
 Its search_path is `marts, exports`, so the analysts' unqualified queries run unchanged; it
-reads marts and exports and is denied everything in raw, staging and intermediate. The
-embedded server trusts local socket connections, so connecting as `reporting` needs no
-password.
+reads marts and exports and is denied everything in raw, staging and intermediate. It logs
+in with its password only (`warehouse db password reporting`).
 """
 
 from __future__ import annotations
@@ -23,10 +22,10 @@ group by 1, 2
 """
 
 
-def _connect_as_reporting(db) -> psycopg.Connection:
+def _connect_as_reporting(db, password: str) -> psycopg.Connection:
     return psycopg.connect(
         host=db.env["PGHOST"], port=db.env.get("PGPORT"), user="reporting", dbname=db.name,
-        autocommit=True,
+        password=password, autocommit=True,
     )
 
 
@@ -40,8 +39,8 @@ def _tables(db, schema: str) -> list[str]:
     ]
 
 
-def test_analyst_query_runs_unqualified(built_warehouse) -> None:
-    with _connect_as_reporting(built_warehouse) as conn:
+def test_analyst_query_runs_unqualified(built_warehouse, reporting_password: str) -> None:
+    with _connect_as_reporting(built_warehouse, reporting_password) as conn:
         rows = conn.execute(ANALYST_QUERY).fetchall()
         assert conn.execute("show search_path").fetchone()[0].replace(" ", "") == "marts,exports"
     expected = built_warehouse.query(
@@ -52,8 +51,8 @@ def test_analyst_query_runs_unqualified(built_warehouse) -> None:
     assert sum(row[2] for row in rows) > 0
 
 
-def test_reads_every_mart_and_export(built_warehouse) -> None:
-    with _connect_as_reporting(built_warehouse) as conn:
+def test_reads_every_mart_and_export(built_warehouse, reporting_password: str) -> None:
+    with _connect_as_reporting(built_warehouse, reporting_password) as conn:
         for schema in ("marts", "exports"):
             for table in _tables(built_warehouse, schema):
                 conn.execute(
@@ -61,14 +60,16 @@ def test_reads_every_mart_and_export(built_warehouse) -> None:
                 )
 
 
-@pytest.mark.parametrize("schema", ["raw", "staging", "intermediate"])
-def test_denied_outside_marts_and_exports(built_warehouse, schema: str) -> None:
+@pytest.mark.parametrize("schema", ["raw", "staging", "intermediate", "snapshots", "ops"])
+def test_denied_outside_marts_and_exports(
+    built_warehouse, schema: str, reporting_password: str
+) -> None:
     tables = _tables(built_warehouse, schema)
     if schema == "raw":
         assert {"orgs", "users", "scenarios", "attempts", "sessions", "kpi_events",
                 "load_ledger", "quarantine"} <= set(tables)
     assert tables
-    with _connect_as_reporting(built_warehouse) as conn:
+    with _connect_as_reporting(built_warehouse, reporting_password) as conn:
         for table in tables:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(
@@ -76,8 +77,8 @@ def test_denied_outside_marts_and_exports(built_warehouse, schema: str) -> None:
                 )
 
 
-def test_cannot_write_marts(built_warehouse) -> None:
-    with _connect_as_reporting(built_warehouse) as conn, pytest.raises(
+def test_cannot_write_marts(built_warehouse, reporting_password: str) -> None:
+    with _connect_as_reporting(built_warehouse, reporting_password) as conn, pytest.raises(
         psycopg.errors.InsufficientPrivilege
     ):
         conn.execute("delete from dim_orgs")

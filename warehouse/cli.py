@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -39,14 +40,30 @@ def _embedded_or_exit():
 
 
 @db.command("start")
-def db_start() -> None:
+@click.option("--listen", "listen", default=None, metavar="ADDRESS[:PORT]",
+              help="Also accept TCP connections (password only) on this address, e.g. "
+                   "0.0.0.0:5433; remembered for later starts; `off` for the socket only.")
+def db_start(listen: str | None) -> None:
     """Start the embedded server (initialising it on first use)."""
+    from warehouse.embedded import Listen
+
     server = _embedded_or_exit()
     if server is None:
         click.echo(f"PGHOST is set ({os.environ['PGHOST']}): using that server, nothing to start")
         return
-    status = server.start()
-    click.echo(f"embedded PostgreSQL running (pid {status.pid}), socket {status.socket_dir}")
+    if listen is not None:
+        try:
+            server.remember_listen(Listen.parse(listen, server.port))
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--listen") from error
+    try:
+        status = server.start()
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from error
+    where = f"socket {status.socket_dir}"
+    if server.listen:
+        where += f", TCP {server.listen.address}:{server.port} (password required)"
+    click.echo(f"embedded PostgreSQL running (pid {status.pid}), {where}")
 
 
 @db.command("stop")
@@ -59,53 +76,70 @@ def db_stop() -> None:
     click.echo("stopped" if server.stop() else "not running")
 
 
+def _server_version(**connect: Any) -> str:
+    import psycopg
+
+    from warehouse.db import scalar
+
+    with psycopg.connect(connect_timeout=5, **connect) as conn:
+        return str(scalar(conn, "show server_version"))
+
+
 @db.command("status")
 def db_status() -> None:
     """Tell whether the database answers."""
+    import psycopg
+
     server = _embedded_or_exit()
     if server is None:
-        import psycopg
-
-        from warehouse.db import scalar
-
         try:
-            with psycopg.connect(connect_timeout=5) as conn:
-                version = scalar(conn, "show server_version")
+            version = _server_version()
             click.echo(f"external PostgreSQL {version} at {os.environ['PGHOST']}: reachable")
         except psycopg.Error as error:
             click.echo(f"external PostgreSQL at {os.environ['PGHOST']}: not reachable: {error}")
             sys.exit(1)
         return
     status = server.status()
-    if status.running:
-        click.echo(
-            f"running (pid {status.pid}), data {status.data_dir}, socket {status.socket_dir}"
-        )
-    else:
+    if not status.running:
         click.echo(f"stopped, data {status.data_dir}")
         sys.exit(3)
+    try:
+        version = _server_version(**server.connect_kwargs())
+    except psycopg.Error as error:
+        click.echo(f"running (pid {status.pid}) but not reachable: {error}")
+        sys.exit(1)
+    tcp = f", TCP {server.listen.address}:{server.port}" if server.listen else ""
+    click.echo(
+        f"embedded PostgreSQL {version} running (pid {status.pid}), data {status.data_dir}, "
+        f"socket {status.socket_dir}{tcp}: reachable"
+    )
+
+
+def _role_option(function):
+    return click.option(
+        "--role", default=None,
+        help="Connect as this role (default: PGUSER, else the warehouse's owner).",
+    )(function)
 
 
 @db.command("url")
-def db_url() -> None:
-    """Print a libpq connection URL."""
-    server = _embedded_or_exit()
-    if server is None:
-        from urllib.parse import quote
+@_role_option
+@click.option("--url-only", is_flag=True, help="Only the libpq URL, for scripts.")
+def db_url(role: str | None, url_only: bool) -> None:
+    """Print the connection details a BI tool asks for, and libpq, SQLAlchemy and JDBC URLs."""
+    from warehouse.connection_info import describe
 
-        env = os.environ
-        user = quote(env.get("PGUSER", ""), safe="")
-        database = quote(env.get("PGDATABASE", ""), safe="")
-        port = env.get("PGPORT", "5432")
-        host = env["PGHOST"]
-        if host.startswith("/"):
-            # a unix-socket folder goes in the query string, as libpq documents
-            click.echo(f"postgresql://{user}@/{database}?host={quote(host, safe='/')}&port={port}")
-        else:
-            click.echo(f"postgresql://{user}@{host}:{port}/{database}")
-        return
-    server.start()
-    click.echo(server.url())
+    server = _embedded_or_exit()
+    role = role or os.environ.get("PGUSER") or None
+    if server is not None:
+        try:
+            server.start()
+        except RuntimeError as error:
+            raise click.ClickException(str(error)) from error
+    info = describe(server, role)
+    click.echo(info.libpq_url())
+    if not url_only:
+        click.echo(info.text())
 
 
 @db.command("env")
@@ -124,19 +158,151 @@ def _quote(value: str) -> str:
 
 
 @db.command("shell", context_settings={"ignore_unknown_options": True})
+@_role_option
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
-def db_shell(psql_args: tuple[str, ...]) -> None:
-    """Open psql on the warehouse database."""
+def db_shell(role: str | None, psql_args: tuple[str, ...]) -> None:
+    """Open psql on the warehouse database (as PGUSER or --role when given)."""
     import shutil
 
     from warehouse.db import ensure_env
     from warehouse.embedded import EmbeddedServer
 
-    ensure_env()
+    ensure_env(role or os.environ.get("PGUSER") or None)
     psql = str(EmbeddedServer().psql_path())
     if not Path(psql).exists():
         psql = shutil.which("psql") or "psql"
     os.execvp(psql, [psql, *psql_args])
+
+
+@db.command("password")
+@click.argument("role")
+@click.option("--stdin", "from_stdin", is_flag=True,
+              help="Read the new password from standard input instead of generating one.")
+def db_password(role: str, from_stdin: bool) -> None:
+    """Set or rotate ROLE's password (scram-sha-256); it is kept in
+    .warehouse/secrets/ROLE.password, readable by you only."""
+    from warehouse import access
+    from warehouse.db import connect, using_embedded
+    from warehouse.embedded import EmbeddedServer
+    from warehouse.paths import state_dir
+
+    password = sys.stdin.readline().rstrip("\n") if from_stdin else None
+    if from_stdin and len(password or "") < 12:
+        raise click.ClickException("a password of at least 12 characters, please")
+    with connect() as conn:
+        try:
+            path = access.set_password(conn, state_dir(), role, password)
+        except access.AccessError as error:
+            raise click.ClickException(str(error)) from error
+    if using_embedded():
+        EmbeddedServer().write_pgpass()
+    click.echo(f"password of {role} set (scram-sha-256); it is in {path} (readable by you only)")
+
+
+# --------------------------------------------------------------------------- access
+
+
+@main.group()
+def access() -> None:
+    """Who reads the warehouse: organisation roles and the BI roles' timeouts."""
+
+
+def _timeouts(statement: str | None, lock: str | None, idle: str | None) -> dict[str, str]:
+    given = {"statement_timeout": statement, "lock_timeout": lock,
+             "idle_in_transaction_session_timeout": idle}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def _timeout_options(function):
+    for name, help_text in reversed((
+        ("--statement-timeout", "Longest query, e.g. 5min (default 5min)."),
+        ("--lock-timeout", "Longest wait for a lock, e.g. 10s (default 10s)."),
+        ("--idle-timeout", "Longest idle open transaction, e.g. 2min (default 2min)."),
+    )):
+        function = click.option(name, default=None, help=help_text)(function)
+    return function
+
+
+@access.command("org")
+@click.argument("org_id")
+@click.option("--role", "role", required=True, help="The login role to create or update.")
+@_timeout_options
+def access_org(org_id: str, role: str, statement_timeout: str | None, lock_timeout: str | None,
+               idle_timeout: str | None) -> None:
+    """Create or update a login role that reads the marts and export views as reporting
+    does, but only ORG_ID's rows."""
+    from warehouse import access as access_module
+    from warehouse.db import connect, using_embedded
+    from warehouse.embedded import EmbeddedServer
+    from warehouse.paths import state_dir
+
+    with connect() as conn:
+        try:
+            created = access_module.grant_org(
+                conn, org_id, role, _timeouts(statement_timeout, lock_timeout, idle_timeout))
+            path = access_module.set_password(conn, state_dir(), role) if created else None
+        except access_module.AccessError as error:
+            raise click.ClickException(str(error)) from error
+    if path is not None and using_embedded():
+        EmbeddedServer().write_pgpass()
+    click.echo(f"{role} reads organisation {org_id}'s rows" + (
+        f"; its password is in {path} (`warehouse db url --role {role}`)" if path else ""))
+
+
+@access.command("list")
+def access_list() -> None:
+    """The BI roles: what each reads and its timeouts."""
+    from warehouse import access as access_module
+    from warehouse.db import connect
+
+    with connect() as conn:
+        try:
+            roles = access_module.list_roles(conn)
+        except access_module.AccessError as error:
+            raise click.ClickException(str(error)) from error
+    for role in roles:
+        click.echo(role.line())
+
+
+@access.command("revoke")
+@click.argument("role")
+def access_revoke(role: str) -> None:
+    """Drop an organisation role (its open sessions end)."""
+    from warehouse import access as access_module
+    from warehouse.db import connect, using_embedded
+    from warehouse.embedded import EmbeddedServer
+    from warehouse.paths import state_dir
+
+    with connect() as conn:
+        try:
+            access_module.revoke(conn, state_dir(), role)
+        except access_module.AccessError as error:
+            raise click.ClickException(str(error)) from error
+    if using_embedded():
+        EmbeddedServer().write_pgpass()
+    click.echo(f"{role} dropped")
+
+
+@access.command("timeouts")
+@click.argument("role")
+@_timeout_options
+def access_timeouts(role: str, statement_timeout: str | None, lock_timeout: str | None,
+                    idle_timeout: str | None) -> None:
+    """Change a BI role's default timeouts (reporting or an organisation role)."""
+    from warehouse import access as access_module
+    from warehouse.db import connect
+
+    timeouts = _timeouts(statement_timeout, lock_timeout, idle_timeout)
+    if not timeouts:
+        raise click.UsageError("give at least one of the timeouts")
+    with connect() as conn:
+        try:
+            access_module.set_timeouts(conn, role, timeouts)
+            (line,) = [item.line() for item in access_module.list_roles(conn)
+                       if item.role == role]
+        except access_module.AccessError as error:
+            raise click.ClickException(str(error)) from error
+    click.echo(line)
 
 
 # --------------------------------------------------------------------------- load
@@ -262,7 +428,9 @@ The warehouse is built. Try, with `eval "$(.venv/bin/warehouse db env)"` and psq
 
 Exports were written to {exports}; pull any view yourself with
   psql -c "\\copy (select * from exports.attempts) to 'attempts.csv' csv header"
-Metabase: connect as role `reporting` (read-only; sees marts and exports).
+Metabase, Superset: `warehouse db password reporting`, `warehouse db start --listen
+0.0.0.0:5433`, then `warehouse db url --role reporting` prints what their form asks
+(read-only role; sees marts and exports). Step by step: docs/connecting.md.
 """
 
 

