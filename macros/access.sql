@@ -210,6 +210,8 @@
 {#- on-run-end: reporting reads marts and exports (nothing else); then ops.apply_access(). -#}
 {% macro grant_reporting_access() %}
     {%- set role = var('reporting_role') -%}
+    {#- Citus: grants touching distributed and reference tables in one transaction -#}
+    {{ citus_sequential() }}
     grant usage on schema marts, exports to {{ role }};
     grant select on all tables in schema marts to {{ role }};
     grant select on all tables in schema exports to {{ role }};

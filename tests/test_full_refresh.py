@@ -79,6 +79,12 @@ def _is_uuid(text: str) -> bool:
 
 @pytest.fixture(scope="module")
 def batches(tmp_path_factory) -> dict[str, object]:
+    return make_batches(tmp_path_factory)
+
+
+def make_batches(tmp_path_factory) -> dict[str, object]:
+    """The two batches of files (and the records the crafted late files change); also used
+    by test_citus.py."""
     from warehouse.generate import generate
 
     generated = tmp_path_factory.mktemp("full_refresh_data")

@@ -85,6 +85,19 @@ def _server_version(**connect: Any) -> str:
         return str(scalar(conn, "show server_version"))
 
 
+@db.command("distribute")
+def db_distribute() -> None:
+    """Make this warehouse distributed (Citus), once: facts sharded by org_id, dimensions
+    as reference tables (docs/scaling.md).
+
+    Needs the citus extension and the workers registered on the server PG* points at.
+    Records the choice in the database (table ops.citus_distribution): every later build,
+    `warehouse run` and --full-refresh keeps the warehouse distributed, no flag to repeat.
+    Tables already built move to the shards now (their rows included); the others are
+    distributed by their first build. Safe to run again."""
+    sys.exit(run_dbt(["run-operation", "citus_distribute_warehouse"]))
+
+
 @db.command("status")
 def db_status() -> None:
     """Tell whether the database answers."""

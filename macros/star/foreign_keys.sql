@@ -26,23 +26,61 @@
             {%- endif -%}
         {%- endfor -%}
     {%- endif -%}
+    {#- Citus (a distributed warehouse): a key between two tables distributed by the same
+        column names that column on both sides (their primary keys hold it); a key to a
+        reference table stays as declared; a key between an ordinary coordinator table
+        and a Citus table is left out (Citus refuses it). -#}
+    {%- set citus = {} -%}
+    {%- if keys and warehouse_distributed() -%}
+        {%- set found = run_query(
+            "select logicalrelid::regclass::text, case when partmethod = 'n' then 'reference'"
+            ~ " else column_to_column_name(logicalrelid, partkey) end from pg_dist_partition"
+        ) -%}
+        {%- for row in found.rows -%}
+            {%- do citus.update({row[0]: row[1]}) -%}
+        {%- endfor -%}
+        {%- set declared = [] -%}
+        {%- for key in keys -%}
+            {%- set from_kind = citus.get(key.from) -%}
+            {%- set to_kind = citus.get(key.to) -%}
+            {%- if from_kind and to_kind and to_kind == 'reference' -%}
+                {%- do declared.append(key) -%}
+            {%- elif from_kind and to_kind and from_kind == to_kind -%}
+                {%- do declared.append({
+                    'from': key.from, 'to': key.to, 'name': key.name,
+                    'column': from_kind ~ ', ' ~ key.column,
+                    'to_column': to_kind ~ ', ' ~ key.to_column,
+                }) -%}
+            {%- elif not from_kind and not to_kind -%}
+                {%- do declared.append(key) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- set keys = declared -%}
+    {%- endif -%}
     {%- if keys %}
     do $foreign_keys$
     begin
         if current_setting('server_version_num')::int < 180000 then
             return;
         end if;
+        {%- if citus %}
+        -- Citus: no foreign key to a reference table after a parallel query
+        perform set_config('citus.multi_shard_modify_mode', 'sequential', true);
+        {%- endif %}
         {%- for key in keys | unique(attribute='name') %}
+        {%- set to_columns = key.to_column.split(', ') %}
         if to_regclass('{{ key.from }}') is not null and to_regclass('{{ key.to }}') is not null
-            -- a foreign key needs a primary or unique key on the referenced column
+            -- a foreign key needs a primary or unique key on exactly the referenced columns
             and exists (
                 select from pg_constraint
                 where
                     conrelid = to_regclass('{{ key.to }}') and contype in ('p', 'u')
-                    and conkey = array[(
+                    and cardinality(conkey) = {{ to_columns | length }}
+                    and conkey <@ array(
                         select attnum from pg_attribute
-                        where attrelid = to_regclass('{{ key.to }}') and attname = '{{ key.to_column }}'
-                    )]
+                        where attrelid = to_regclass('{{ key.to }}')
+                            and attname in ('{{ to_columns | join("', '") }}')
+                    )
             )
             and not exists (
                 select from pg_constraint

@@ -4,6 +4,7 @@
     maintaining the index row by row during a 10-million-row insert). Runs only when the
     table has no primary key yet, i.e. after a first build or a --full-refresh. -#}
 {% macro star_primary_key(columns) -%}
+    {%- set columns = citus_key_columns(columns) -%}
     do $$
     begin
         if not exists (
@@ -34,44 +35,6 @@
         end if;
     end
     $analyze$
-{%- endmacro %}
-
-{#- Citus scale-out (var `distribute`, off by default): when the database has the citus
-    extension, distribute a fact by org_id (its primary key becomes (org_id, key), since
-    Citus requires unique keys to include the distribution column) or make a small table a
-    reference table (a copy on every node). Renders nothing when the var is off; a no-op on
-    plain PostgreSQL and on tables that are already distributed (incremental runs). -#}
-{% macro citus_distribute(kind='distributed', key=none, column='org_id') -%}
-    {%- if var('distribute', false) -%}
-    do $$
-    declare
-        already bigint;
-        pkey text;
-    begin
-        if not exists (select from pg_extension where extname = 'citus') then
-            return;
-        end if;
-        execute 'select count(*) from pg_dist_partition where logicalrelid = $1::regclass'
-            into already using '{{ this }}';
-        if already > 0 then
-            return;
-        end if;
-        {%- if kind == 'reference' %}
-        perform create_reference_table('{{ this }}');
-        {%- else %}
-        select conname into pkey from pg_constraint
-        where conrelid = '{{ this }}'::regclass and contype = 'p';
-        if pkey is not null then
-            execute format('alter table {{ this }} drop constraint %I', pkey);
-        end if;
-        {%- if key %}
-        execute 'alter table {{ this }} add primary key ({{ column }}, {{ key }})';
-        {%- endif %}
-        perform create_distributed_table('{{ this }}', '{{ column }}');
-        {%- endif %}
-    end
-    $$
-    {%- endif -%}
 {%- endmacro %}
 
 {#- A model's hooks sent as one statement (one round trip and one set of log events

@@ -26,6 +26,19 @@ with deliveries as (
     {% if is_incremental() -%}
         where deliveries._load_id in ({{ star_recent_loads('kpi_events') }})
     {%- endif %}
+),
+
+-- the fact's rows of those events (incremental: filtered by the batch's event ids first,
+-- so on Citus only the matching rows travel from the shards, never the whole fact)
+kept as (
+    select
+        kept.org_id,
+        kept.id,
+        kept._load_id
+    from {{ ref('fact_kpi_events') }} as kept
+    {% if is_incremental() -%}
+        where kept.id = any(array(select deliveries.event_id from deliveries))
+    {%- endif %}
 )
 
 -- the fact holds each event id once: a left join on its key finds, for each delivery, the
@@ -38,7 +51,7 @@ select
     deliveries.user_id,
     count(distinct deliveries.event_id) as records_expected
 from deliveries
-left join {{ ref('fact_kpi_events') }} as kept
+left join kept
     on
         deliveries.org_id = kept.org_id
         and deliveries.event_id = kept.id

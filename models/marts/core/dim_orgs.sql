@@ -1,5 +1,6 @@
 {{ config(
-    post_hook=["{{ citus_distribute('reference') }}"],
+    meta={'distribution': 'reference'},
+    post_hook=["{{ citus_distribute() }}"],
 ) }}
 -- Organisations: the current version of each org (newest updated_at wins).
 select

@@ -1,6 +1,7 @@
 {{ config(
+    meta={'distribution': 'reference'},
     post_hook=["{{ star_statements([
-        citus_distribute('reference'),
+        citus_distribute(),
     ]) }}"],
 ) }}
 -- Scenarios: the current version of each scenario (the open row of the SCD2 snapshot

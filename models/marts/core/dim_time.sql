@@ -1,6 +1,7 @@
 {{ config(
+    meta={'distribution': 'reference'},
     post_hook=["{{ star_statements([
-        citus_distribute('reference'),
+        citus_distribute(),
     ]) }}"],
 ) }}
 -- The calendar: one row per date from the first date of any fact (attempts, sessions, KPI

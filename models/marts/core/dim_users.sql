@@ -1,7 +1,8 @@
 {{ config(
+    meta={'distribution': 'reference'},
     indexes=[{'columns': ['org_id', 'team']}],
     post_hook=["{{ star_statements([
-        citus_distribute('reference'),
+        citus_distribute(),
     ]) }}"],
 ) }}
 -- Users: the current version of each user (the open row of the SCD2 snapshot snap_users).

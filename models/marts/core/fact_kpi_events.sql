@@ -3,6 +3,7 @@
     incremental_strategy='delete+insert',
     unique_key=['org_id', 'id'],
     on_schema_change='fail',
+    meta={'distribution': 'org_id', 'key_index': ['id']},
     indexes=[
         {'columns': ['org_id', 'attempt_id']},
         {'columns': ['org_id', 'user_id']},
@@ -15,7 +16,7 @@
     ],
     post_hook=["{{ star_statements([
         star_primary_key(['id']),
-        citus_distribute('distributed', key='id'),
+        citus_distribute(),
         star_analyze(),
     ]) }}"],
 ) }}
@@ -31,12 +32,11 @@
 -- and re-resolves the events already in the fact whose attempt was (re)delivered in the
 -- attempt loads of the same window, so a late attempt file fills their occurred_at. Only
 -- rows whose occurred_at or occurred_at_source changes are written back.
-with new_events as (
-    {% if star_reads_increment() -%}
-        -- the rows of the loads being re-read, deduplicated among themselves by the
-        -- staging rule (star_version_rank) and dropped when the fact holds the event from
-        -- the same or an earlier load: what is left are the winners of stg_kpi_events from
-        -- these loads that the fact lacks or holds from a later load (a late file)
+with
+{% if star_reads_increment() -%}
+-- the rows of the loads being re-read, deduplicated among themselves by the staging rule
+-- (star_version_rank)
+    recent_deliveries as (
         select
             event_id,
             attempt_id,
@@ -47,37 +47,56 @@ with new_events as (
             event_type,
             event_value,
             timestamp_ms,
-            delivered_occurred_at,
+            occurred_at as delivered_occurred_at,
+            _load_id,
+            loaded_at,
+            {{ star_version_rank('event_id', version_column=none) }} as version_rank
+        from {{ ref('stg_kpi_event_deliveries') }}
+        where _load_id in ({{ star_recent_loads('kpi_events') }})
+    ),
+
+    -- the first load the fact holds each of those events from: the fact filtered by the
+    -- batch's event ids first (a probe of the key index per id; on Citus only these rows
+    -- travel from the shards), then joined (a correlated `not exists` is what Citus refuses)
+    held as (
+        select
+            held.id,
+            min(held._load_id) as first_load_id
+        from {{ this }} as held
+        where
+            held.id = any(array(
+                select recent.event_id from recent_deliveries as recent where recent.version_rank = 1
+            ))
+        group by held.id
+    ),
+
+{% endif -%}
+new_events as (
+    {% if star_reads_increment() -%}
+        -- dropped when the fact holds the event from the same or an earlier load: what is
+        -- left are the winners of stg_kpi_events from these loads that the fact lacks or
+        -- holds from a later load (a late file)
+        select
+            recent_deliveries.event_id,
+            recent_deliveries.attempt_id,
+            recent_deliveries.session_id,
+            recent_deliveries.org_id,
+            recent_deliveries.user_id,
+            recent_deliveries.scenario_id,
+            recent_deliveries.event_type,
+            recent_deliveries.event_value,
+            recent_deliveries.timestamp_ms,
+            recent_deliveries.delivered_occurred_at,
             null::timestamptz as previous_occurred_at,
             null::text as previous_occurred_at_source,
-            _load_id,
-            loaded_at
-        from (
-            select
-                event_id,
-                attempt_id,
-                session_id,
-                org_id,
-                user_id,
-                scenario_id,
-                event_type,
-                event_value,
-                timestamp_ms,
-                occurred_at as delivered_occurred_at,
-                _load_id,
-                loaded_at,
-                {{ star_version_rank('event_id', version_column=none) }} as version_rank
-            from {{ ref('stg_kpi_event_deliveries') }}
-            where _load_id in ({{ star_recent_loads('kpi_events') }})
-        ) as recent_deliveries
-        where
-            version_rank = 1
-            and not exists (
-                select from {{ this }} as earlier
-                where
-                    earlier.id = recent_deliveries.event_id
-                    and earlier._load_id <= recent_deliveries._load_id
-            )
+            recent_deliveries._load_id,
+            recent_deliveries.loaded_at
+        from recent_deliveries
+        left join held
+            on
+                recent_deliveries.event_id = held.id
+                and recent_deliveries._load_id >= held.first_load_id
+        where recent_deliveries.version_rank = 1 and held.id is null
     {%- else -%}
         select
             event_id,

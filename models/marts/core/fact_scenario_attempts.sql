@@ -4,16 +4,18 @@
     incremental_strategy='delete+insert',
     unique_key=['org_id', 'attempt_id'],
     on_schema_change='fail',
+    meta={'distribution': 'org_id', 'key_index': ['attempt_id']},
     indexes=[
         {'columns': ['org_id', 'date_key']},
         {'columns': ['org_id', 'user_id', 'started_at']},
         {'columns': ['org_id', 'scenario_id']},
         {'columns': ['_load_id']},
+        {'columns': ['date_key']},
     ],
     pre_hook=["{{ star_delete_on_full_refresh() }}", "{{ star_retract_attempts() }}"],
     post_hook=["{{ star_statements([
         star_primary_key(['attempt_id']),
-        citus_distribute('distributed', key='attempt_id'),
+        citus_distribute(),
         star_analyze(),
     ]) }}"],
 ) }}

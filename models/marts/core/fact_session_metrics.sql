@@ -4,6 +4,7 @@
     incremental_strategy='append',
     unique_key=['org_id', 'session_id', 'metric'],
     on_schema_change='fail',
+    meta={'distribution': 'org_id', 'key_index': ['session_id', 'metric']},
     indexes=[
         {'columns': ['org_id', 'user_id', 'metric', 'started_at']},
         {'columns': ['_load_id']},
@@ -11,7 +12,7 @@
     pre_hook=["{{ star_delete_on_full_refresh() }}", "{{ star_retract_session_metrics() }}"],
     post_hook=["{{ star_statements([
         star_primary_key(['session_id', 'metric']),
-        citus_distribute('distributed', key='session_id, metric'),
+        citus_distribute(),
         star_analyze(),
     ]) }}"],
 ) }}

@@ -4,15 +4,17 @@
     incremental_strategy='delete+insert',
     unique_key=['org_id', 'session_id'],
     on_schema_change='fail',
+    meta={'distribution': 'org_id', 'key_index': ['session_id']},
     indexes=[
         {'columns': ['org_id', 'date_key']},
         {'columns': ['org_id', 'user_id', 'started_at']},
         {'columns': ['_load_id']},
+        {'columns': ['date_key']},
     ],
     pre_hook=["{{ star_delete_on_full_refresh() }}", "{{ star_retract_sessions() }}"],
     post_hook=["{{ star_statements([
         star_primary_key(['session_id']),
-        citus_distribute('distributed', key='session_id'),
+        citus_distribute(),
         star_analyze(),
     ]) }}"],
 ) }}
