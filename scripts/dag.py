@@ -75,7 +75,7 @@ def batch(manifest: dict) -> str:
                     lines.append(f"    {identifier(name)}[{name}] --> {node['name']}")
         elif node["resource_type"] == "model":
             for parent in parents:
-                if parent.startswith(prefix):
+                if parent.startswith(prefix) and not parent.endswith(("_window", "_loads")):
                     users[parent.rsplit(".", 1)[-1]].append(node["name"])
     for batch_model, marts in sorted(users.items()):
         box = f"{batch_model}_readers"

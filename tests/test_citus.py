@@ -103,7 +103,7 @@ AFTER_RUN: dict[str, tuple[int, str]] = {}
 
 def _vars(as_of: dt.date, lookback_days: int = 0) -> str:
     return (f"{{as_of: '{as_of.isoformat()}', lookback_days: {lookback_days},"
-            " batch_records_max_share: 1}")
+            " batch_max_share: 1, batch_records_max_share: 1}")
 
 
 def _relations(database: Database) -> list[str]:

@@ -191,10 +191,11 @@ def _build(
 ) -> None:
     database.warehouse(
         "build", "--vars",
-        # batch_records_max_share 1: the touched records' versions are always ranked
-        # through the record-key filter, the path a daily load touching few users takes
+        # batch_max_share and batch_records_max_share 1: the batch path (touched entities
+        # only, their records' versions ranked through the record-key filter) is taken
+        # whatever the second batch's size, the path a daily load touching few users takes
         f"{{as_of: '{as_of.isoformat()}', lookback_days: {lookback_days},"
-        " batch_records_max_share: 1}", *SELECT, *extra,
+        " batch_max_share: 1, batch_records_max_share: 1}", *SELECT, *extra,
     )
 
 

@@ -11,6 +11,8 @@ import pytest
 from conftest import Database
 
 PROJECT = "training_warehouse"
+# the batch models of an entity grain (int_batch_window and int_batch_loads serve them all)
+ENTITY_BATCHES = ("int_batch_users", "int_batch_orgs", "int_batch_attempts")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def entity_incremental_models(manifest: dict) -> dict[str, str]:
             continue
         batches = [
             parent for parent in node["depends_on"]["nodes"]
-            if parent.startswith(f"model.{PROJECT}.int_batch_")
+            if parent.rsplit(".", 1)[-1] in ENTITY_BATCHES
         ]
         if batches:
             assert len(batches) == 1, f"{node_id} filters on several batch models: {batches}"

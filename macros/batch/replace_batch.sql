@@ -28,7 +28,8 @@
 {% macro batch_entity() -%}
     {%- set prefix = 'model.' ~ project_name ~ '.int_batch_' -%}
     {%- set entities = [] -%}
-    {%- for node in model.depends_on.nodes if node.startswith(prefix) -%}
+    {%- for node in model.depends_on.nodes
+        if node.startswith(prefix) and node[prefix | length:] in ('users', 'orgs', 'attempts') -%}
         {%- do entities.append(node[prefix | length:]) -%}
     {%- endfor -%}
     {%- if entities | length > 1 -%}

@@ -2,7 +2,10 @@
 -- The window of loads this build's batch covers: published after the oldest watermark of
 -- the entity-incremental models (minus var lookback_days, which re-reads late files) and
 -- before this build started (its row in ops.build_runs). No watermark yet: an empty window
--- (every model then recomputes whole).
+-- (every model then recomputes whole). loaded_share: the window's share of every row ever
+-- loaded; above var batch_max_share (0.2) the marts recompute whole instead (a backfill or
+-- a first load of most data touches most entities, and one pass over everything is then
+-- cheaper than probing each entity).
 with marks as (
     select min(loaded_through) as oldest_loaded_through
     from {{ source('ops', 'model_watermarks') }}
@@ -17,9 +20,31 @@ this_build as (
     where invocation_id = '{{ invocation_id }}'
 )
 
+window_bounds as (
+    select
+        this_build.invocation_id,
+        marks.oldest_loaded_through - interval '{{ var("lookback_days") | int }} days' as loaded_after,
+        this_build.started_at as loaded_through
+    from this_build
+    cross join marks
+),
+
+loaded_rows as (
+    select
+        sum(ledger.rows_loaded) filter (
+            where
+                ledger.loaded_at > window_bounds.loaded_after
+                and ledger.loaded_at <= window_bounds.loaded_through
+        ) as in_window,
+        sum(ledger.rows_loaded) as in_all
+    from {{ ref('stg_load_ledger') }} as ledger
+    cross join window_bounds
+)
+
 select
-    this_build.invocation_id,
-    marks.oldest_loaded_through - interval '{{ var("lookback_days") | int }} days' as loaded_after,
-    this_build.started_at as loaded_through
-from this_build
-cross join marks
+    window_bounds.invocation_id,
+    window_bounds.loaded_after,
+    window_bounds.loaded_through,
+    coalesce(loaded_rows.in_window::double precision / nullif(loaded_rows.in_all, 0), 0) as loaded_share
+from window_bounds
+cross join loaded_rows
