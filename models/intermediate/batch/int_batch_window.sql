@@ -18,9 +18,9 @@ this_build as (
         started_at
     from {{ source('ops', 'build_runs') }}
     where invocation_id = '{{ invocation_id }}'
-)
+),
 
-window_bounds as (
+batch_bounds as (
     select
         this_build.invocation_id,
         marks.oldest_loaded_through - interval '{{ var("lookback_days") | int }} days' as loaded_after,
@@ -31,20 +31,23 @@ window_bounds as (
 
 loaded_rows as (
     select
-        sum(ledger.rows_loaded) filter (
-            where
-                ledger.loaded_at > window_bounds.loaded_after
-                and ledger.loaded_at <= window_bounds.loaded_through
-        ) as in_window,
-        sum(ledger.rows_loaded) as in_all
+        sum(
+            case
+                when
+                    ledger.loaded_at > batch_bounds.loaded_after
+                    and ledger.loaded_at <= batch_bounds.loaded_through
+                    then ledger.rows_loaded
+            end
+        ) as batch_rows,
+        sum(ledger.rows_loaded) as all_rows
     from {{ ref('stg_load_ledger') }} as ledger
-    cross join window_bounds
+    cross join batch_bounds
 )
 
 select
-    window_bounds.invocation_id,
-    window_bounds.loaded_after,
-    window_bounds.loaded_through,
-    coalesce(loaded_rows.in_window::double precision / nullif(loaded_rows.in_all, 0), 0) as loaded_share
-from window_bounds
+    batch_bounds.invocation_id,
+    batch_bounds.loaded_after,
+    batch_bounds.loaded_through,
+    coalesce(loaded_rows.batch_rows::double precision / nullif(loaded_rows.all_rows, 0), 0) as loaded_share
+from batch_bounds
 cross join loaded_rows
