@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from loaders.load import Loader, discover  # noqa: E402
 from loaders.streams import KPI_EVENTS  # noqa: E402
 from warehouse.db import ensure_env  # noqa: E402
+from warehouse.embedded import temporary_server  # noqa: E402
 from warehouse.generate import generate  # noqa: E402
 
 DLT_PYTHON = ROOT / "bench" / ".venv-dlt" / "bin" / "python"
@@ -208,6 +209,33 @@ def incremental_build(data_dir: Path, scale: float, number: int) -> float:
     return build("bench_warehouse", "--vars", "{lookback_days: 0}")
 
 
+def other_server(bin_dir: Path, data: Path, kpi_files: list[Path]) -> dict[str, float | int]:
+    """Plain text COPY and the loader on a throwaway server of another major version (its
+    own loader path: before 17, text COPY and one set-based typing query)."""
+    saved = {key: value for key, value in os.environ.items() if key.startswith("PG")}
+    with temporary_server(bin_dir) as env:
+        os.environ.update(env)
+        try:
+            with admin() as conn:
+                major = conn.info.server_version // 10_000
+            text_s, rows = plain_copy(kpi_files, typed=False)
+            load_s, loaded, quarantined = warehouse_load(data, kpi_files, "bench_other_server")
+            drop_database("bench_other_server")
+        finally:
+            for key in [key for key in os.environ if key.startswith("PG")]:
+                del os.environ[key]
+            os.environ.update(saved)
+    print(
+        f"PostgreSQL {major}: plain COPY, text columns {text_s:.1f} s; warehouse loader"
+        f" {loaded:,} loaded + {quarantined:,} quarantined in {load_s:.1f} s"
+        f" = {text_s / load_s:.2f}x plain text COPY on {major}"
+    )
+    return {
+        "other_major": major, "other_rows": rows, "other_plain_text_copy_s": text_s,
+        "other_loader_s": load_s,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=100.0)
@@ -216,6 +244,11 @@ def main() -> None:
     parser.add_argument("--increments", type=int, default=3,
                         help="incremental builds timed, each after its own +1%% of data")
     parser.add_argument("--skip-build", action="store_true")
+    parser.add_argument(
+        "--other-server", type=Path, default=Path("/usr/lib/postgresql/15/bin"),
+        help="programs of another PostgreSQL (default Debian's 15): plain COPY and the loader"
+        " are measured on a throwaway server of it too, when installed",
+    )
     parser.add_argument("--no-readme", action="store_true",
                         help="leave README.md alone (a trial at a small --scale)")
     args = parser.parse_args()
@@ -258,6 +291,9 @@ def main() -> None:
             print(
                 f"dlt (arrow -> csv -> COPY): {dlt_s:.1f} s = {text_s / dlt_s:.2f}x plain text COPY"
             )
+
+    if (args.other_server / "postgres").exists():
+        results.update(other_server(args.other_server, data, kpi_files))
 
     if not args.skip_build:
         # the same vars in the full and the backfill build, so the second reuses dbt's
@@ -320,6 +356,18 @@ def write_readme(results: dict) -> None:
             f"| {label} | {seconds:.1f} | {rows / seconds:,.0f} | "
             f"{results['plain_text_copy_s'] / seconds:.2f}x |"
         )
+    if "other_loader_s" in results:
+        major = results["other_major"]
+        lines += [
+            "",
+            f"On PostgreSQL {major} (Debian's package, a throwaway server with the same"
+            " settings, same run and files): plain COPY into text columns"
+            f" {results['other_plain_text_copy_s']:.1f} s, warehouse loader"
+            f" {results['other_loader_s']:.1f} s ="
+            f" {results['other_plain_text_copy_s'] / results['other_loader_s']:.2f}x plain"
+            f" text COPY on {major} (no `COPY ... on_error` before 17: the loader copies text"
+            " and types it with one set-based query).",
+        ]
     if "build_full_s" in results:
         lines += [
             "",

@@ -1,8 +1,10 @@
 """COPY of each format into landing tables (`COPY ... FROM STDIN`).
 
-- CSV: COPY with `on_error ignore` types the columns itself and reports each row whose
-  text is not of its column's type; a large uncompressed file is split at a record
-  boundary and copied by two connections at once. A file COPY cannot parse (ragged rows,
+- CSV: on PostgreSQL 17+, COPY with `on_error ignore` types the columns itself and skips
+  each row whose text is not of its column's type (the gaps in `_row_number`; each one's
+  reason is then found from its raw text); before 17, COPY into a temporary text table and
+  one set-based typing query. A large uncompressed file is split at a record boundary and
+  copied by two connections at once. A file COPY cannot parse (ragged rows,
   bad UTF-8, stray quotes) is read row by row instead.
 - NDJSON: each line is copied verbatim, then parsed and typed by one query.
 - Parquet: record batches are copied as CSV text, then typed by one query.
@@ -12,6 +14,8 @@ already left them.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import threading
 from collections.abc import Callable
@@ -49,29 +53,19 @@ from loaders.landing import (
     type_text_landing,
 )
 from loaders.results import PartResult, Problem, RejectedFile
-from loaders.rules import format_problem, type_problem
+from loaders.rules import format_problem, input_is_valid, type_problem
+from loaders.server import Server, server_of
 from loaders.streams import Column, Stream
 
 # characters that cannot occur unescaped in a JSON line: CSV quote and delimiter for COPY,
 # so each NDJSON line arrives verbatim
 _NO_QUOTE = "\x01"
 _NO_DELIMITER = "\x02"
-_SKIPPED_ROW = re.compile(
-    r'^skipping row due to data type incompatibility at line (\d+) for column "([^"]+)": (.*)$',
-    re.DOTALL,
-)
 
 
 class _NeedsLenientParse(Exception):
     """COPY could not parse the file's structure, or read it more leniently than RFC 4180
     (a stray or unterminated quote): read it record by record, strictly, instead."""
-
-
-def _unquote_notice(value: str) -> str:
-    value = value.strip()
-    if value.startswith('"') and value.endswith('"'):
-        return value[1:-1]
-    return value
 
 
 # --------------------------------------------------------------------------- CSV
@@ -122,6 +116,9 @@ def land_csv(
         problem for part in landed if not part.line_based for problem in part.problems
     ]
     resolve_raw_records(path, record_based)
+    explain_skipped_rows(
+        conn, stream, columns, [problem for part in landed for problem in part.unexplained]
+    )
     return landed
 
 
@@ -151,104 +148,231 @@ def _copy_csv_piece(
     conn: psycopg.Connection, path: Path, stream: Stream, load_id: int, piece: Part,
     columns: Columns, advance: Callable[[int], None], header_bytes: int,
 ) -> PartResult:
-    skipped: list[tuple[int, str, str]] = []
+    server = server_of(conn)
     screen = QuoteScreen()
-
-    def on_notice(diagnostic: psycopg.errors.Diagnostic) -> None:
-        match = _SKIPPED_ROW.match(diagnostic.message_primary or "")
-        if match:
-            skipped.append((int(match.group(1)), match.group(2), match.group(3)))
-
-    conn.add_notice_handler(on_notice)
-    try:
-        with conn.transaction():
-            cur = conn.cursor()
-            table = create_landing(
-                cur, stream, load_id, piece.index, piece.first_row, columns.extras
-            )
+    with conn.transaction():
+        cur = conn.cursor()
+        table = create_landing(
+            cur, stream, load_id, piece.index, piece.first_row, columns.extras
+        )
+        names = sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets)
+        header = sql.SQL("true" if piece.header else "false")
+        if server.copy_on_error:
+            # rows whose text is not of its column's type are skipped, leaving gaps in
+            # _row_number (its default is drawn before the row is typed)
+            target = table
             statement = sql.SQL(
-                "copy {} ({}) from stdin (format csv, header {}, force_null *,"
-                " on_error ignore, log_verbosity verbose)"
-            ).format(
-                table,
-                sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets),
-                sql.SQL("true" if piece.header else "false"),
-            )
-            newlines = 0
-            last_byte = b"\n"
-            try:
-                with cur.copy(statement) as copy, open_binary(path) as handle:
-                    handle.seek(piece.start)
-                    remaining = None if piece.end is None else piece.end - piece.start
-                    while remaining is None or remaining > 0:
-                        size = CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining)
-                        chunk = handle.read(size)
-                        if not chunk:
-                            break
-                        if screen.feed(chunk):
-                            raise _NeedsLenientParse("a stray quote")
-                        copy.write(chunk)
-                        newlines += chunk.count(b"\n")
-                        last_byte = chunk[-1:]
-                        if remaining is not None:
-                            remaining -= len(chunk)
-                        if not compressed(path):
-                            advance(len(chunk))
-                copied = cur.rowcount
-            except (psycopg.errors.BadCopyFileFormat, psycopg.errors.CharacterNotInRepertoire,
-                    psycopg.errors.UntranslatableCharacter) as error:
-                raise _NeedsLenientParse(str(error)) from error
-            except (OSError, EOFError) as error:
-                raise RejectedFile(f"cannot be read: {error}") from error
-            header_lines = 1 if piece.header else 0
-            records = copied + len(skipped)
-            physical_lines = newlines + (0 if last_byte == b"\n" else 1)
-            part = PartResult(name_of(table), rows_read=records)
-            # one line per record (no quoted newlines): rows are located by file line
-            part.line_based = physical_lines == records + header_lines
-            if not part.line_based and not piece_is_strict(
-                path, piece.start + (header_bytes if piece.header else 0), piece.end
-            ):
-                # COPY read records across lines where strict CSV does not: a quote that
-                # swallows lines into one field
-                raise _NeedsLenientParse("records read across lines by a stray quote")
+                "copy {} ({}) from stdin (format csv, header {}, force_null *, on_error ignore)"
+            ).format(table, names, header)
+        else:
+            target = _create_text_copy(cur, load_id, piece, columns)
+            statement = sql.SQL(
+                "copy {} ({}) from stdin (format csv, header {}, force_null ({}))"
+            ).format(target, names, header, names)
+        newlines = 0
+        last_byte = b"\n"
+        try:
+            with cur.copy(statement) as copy, open_binary(path) as handle:
+                handle.seek(piece.start)
+                remaining = None if piece.end is None else piece.end - piece.start
+                while remaining is None or remaining > 0:
+                    size = CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining)
+                    chunk = handle.read(size)
+                    if not chunk:
+                        break
+                    if screen.feed(chunk):
+                        raise _NeedsLenientParse("a stray quote")
+                    copy.write(chunk)
+                    newlines += chunk.count(b"\n")
+                    last_byte = chunk[-1:]
+                    if remaining is not None:
+                        remaining -= len(chunk)
+                    if not compressed(path):
+                        advance(len(chunk))
+            copied = cur.rowcount
+        except (psycopg.errors.BadCopyFileFormat, psycopg.errors.CharacterNotInRepertoire,
+                psycopg.errors.UntranslatableCharacter) as error:
+            raise _NeedsLenientParse(str(error)) from error
+        except (OSError, EOFError) as error:
+            raise RejectedFile(f"cannot be read: {error}") from error
+        header_lines = 1 if piece.header else 0
+        if server.copy_on_error:
+            records = _records_copied(cur, table, piece, copied)
+            skipped = _gaps(cur, table, piece.first_row, records)
+            typed: dict[int, tuple[str, str]] = {}
+        else:
+            records = copied
+            typed = _type_text_copy(cur, stream, columns, target, table, server)
+            skipped = sorted(typed)
+        physical_lines = newlines + (0 if last_byte == b"\n" else 1)
+        part = PartResult(name_of(table), rows_read=records)
+        # one line per record (no quoted newlines): rows are located by file line
+        part.line_based = physical_lines == records + header_lines
+        if not part.line_based and not piece_is_strict(
+            path, piece.start + (header_bytes if piece.header else 0), piece.end
+        ):
+            # COPY read records across lines where strict CSV does not: a quote that
+            # swallows lines into one field
+            raise _NeedsLenientParse("records read across lines by a stray quote")
 
-            def locate(row_number: int) -> str:
-                if part.line_based:
-                    line = piece.first_line + header_lines + row_number - piece.first_row
-                    return f"line {line}"
-                return row_location(row_number)
-
+        def locate(row_number: int) -> str:
             if part.line_based:
-                numbers = [piece.first_row + line - header_lines - 1 for line, _, _ in skipped]
+                line = piece.first_line + header_lines + row_number - piece.first_row
+                return f"line {line}"
+            return row_location(row_number)
+
+        for number in skipped:
+            problem = Problem(number, locate(number), None, "")
+            if number in typed:
+                column, value = typed[number]
+                problem.reason = type_problem(stream.column(column), value)
             else:
-                # COPY numbers physical lines; the identity column numbers records and
-                # advances over skipped rows, so skipped records are its gaps
-                numbers = [
-                    number for (number,) in cur.execute(
-                        sql.SQL(
-                            "select number from generate_series(%s::bigint, %s::bigint)"
-                            " as number except select _row_number from {} order by 1"
-                        ).format(table),
-                        (piece.first_row, piece.first_row + records - 1),
-                    ).fetchall()
-                ]
-            for number, (_, column, value) in zip(numbers, skipped, strict=True):
-                reason = (
-                    type_problem(stream.column(column), _unquote_notice(value))
-                    if column in stream.column_names else f"{column}: {value}"
-                )
-                part.problems.append(Problem(number, locate(number), None, reason))
-            fold_extra_columns(cur, table, columns)
-            for problem in apply_rules(cur, stream, table, columns, locate):
-                problem.raw_row = None  # the file's own text is read back verbatim
-                part.problems.append(problem)
-            part.rows_good = records - len(part.problems)
-        if part.line_based:
-            resolve_raw_lines(path, piece, part)
-        return part
-    finally:
-        conn.remove_notice_handler(on_notice)
+                part.unexplained.append(problem)
+            part.problems.append(problem)
+        fold_extra_columns(cur, table, columns)
+        for problem in apply_rules(cur, stream, table, columns, locate):
+            problem.raw_row = None  # the file's own text is read back verbatim
+            part.problems.append(problem)
+        part.rows_good = records - len(part.problems)
+    if part.line_based:
+        resolve_raw_lines(path, piece, part)
+    return part
+
+
+def _create_text_copy(
+    cur: psycopg.Cursor, load_id: int, piece: Part, columns: Columns
+) -> sql.Identifier:
+    """Before PostgreSQL 17 (no `on_error`): a temporary table of text the piece is copied
+    into, numbered like the landing table."""
+    table = sql.Identifier(f"_text_{load_id}_p{piece.index}")
+    cur.execute(
+        sql.SQL(
+            "create temp table {} ({}, _row_number bigint generated by default as identity"
+            " (start with {} cache 100000)) on commit drop"
+        ).format(
+            table,
+            sql.SQL(", ").join(
+                sql.SQL("{} text").format(sql.Identifier(name)) for name in columns.targets
+            ),
+            sql.Literal(piece.first_row),
+        )
+    )
+    return table
+
+
+def _type_text_copy(
+    cur: psycopg.Cursor, stream: Stream, columns: Columns, source: sql.Identifier,
+    table: sql.Identifier, server: Server,
+) -> dict[int, tuple[str, str]]:
+    """Typed rows of the text copy go to the landing table, in one statement; the others
+    are returned as row number -> (first column, in file order, whose text is not of its
+    type; that text), as COPY's `on_error ignore` would skip them."""
+    checked = [
+        (index, name) for index, name in enumerate(columns.targets)
+        if name in stream.column_names and stream.column(name).sql_type != "text"
+    ]
+    first_bad: sql.Composable = sql.SQL("null::int")
+    if checked:
+        first_bad = sql.SQL("case {} end").format(sql.SQL(" ").join(
+            sql.SQL("when {r} is not null and not {valid} then {index}").format(
+                r=sql.Identifier(name),
+                valid=input_is_valid(sql.Identifier(name), stream.column(name).sql_type, server),
+                index=sql.Literal(index),
+            )
+            for index, name in checked
+        ))
+    everything = sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets)
+    rows = cur.execute(
+        sql.SQL(
+            "select _row_number, bad, {everything} from"
+            " (select _row_number, {first_bad} as bad, {everything} from {source}) as checked"
+            " where bad is not null"
+        ).format(everything=everything, first_bad=first_bad, source=source)
+    ).fetchall()
+    bad = {row[0]: (columns.targets[row[1]], row[2 + row[1]]) for row in rows}
+    casts = sql.SQL(", ").join(
+        sql.SQL("{}::{}").format(
+            sql.Identifier(name),
+            sql.SQL(stream.column(name).sql_type if name in stream.column_names else "text"),
+        )
+        for name in columns.targets
+    )
+    cur.execute(
+        sql.SQL(
+            "insert into {table} ({everything}, _row_number) select {casts}, _row_number"
+            " from {source} where _row_number <> all(%s)"
+        ).format(table=table, everything=everything, casts=casts, source=source),
+        (list(bad),),
+    )
+    return bad
+
+
+def _records_copied(
+    cur: psycopg.Cursor, table: sql.Identifier, piece: Part, copied: int
+) -> int:
+    """Records COPY read, skipped ones included: the last _row_number drawn in this
+    session (language-independent, unlike COPY's notices)."""
+    sequence = sql.SQL("pg_get_serial_sequence({}, '_row_number')").format(
+        sql.Literal(".".join(table._obj)))
+    try:
+        with cur.connection.transaction():
+            row = cur.execute(sql.SQL("select currval({})").format(sequence)).fetchone()
+    except psycopg.errors.ObjectNotInPrerequisiteState:
+        return copied  # no record was read
+    assert row is not None
+    return int(row[0]) - piece.first_row + 1
+
+
+def _gaps(cur: psycopg.Cursor, table: sql.Identifier, first: int, records: int) -> list[int]:
+    return [
+        number for (number,) in cur.execute(
+            sql.SQL(
+                "select number from generate_series(%s::bigint, %s::bigint) as number"
+                " except select _row_number from {} order by 1"
+            ).format(table),
+            (first, first + records - 1),
+        ).fetchall()
+    ]
+
+
+def explain_skipped_rows(
+    conn: psycopg.Connection, stream: Stream, columns: Columns, problems: list[Problem]
+) -> None:
+    """The reason of each row COPY skipped for a value not of its column's type: the
+    row's first such value, found by parsing its raw text and asking the server."""
+    if not problems:
+        return
+    numbers: list[int] = []
+    positions: list[int] = []
+    values: list[str] = []
+    types: list[str] = []
+    for problem in problems:
+        fields = next(csv.reader(io.StringIO(problem.raw_row or "")), [])
+        for position, (name, value) in enumerate(zip(columns.targets, fields, strict=False)):
+            if name in stream.column_names and value != "":
+                sql_type = stream.column(name).sql_type
+                if sql_type != "text":
+                    numbers.append(problem.row_number)
+                    positions.append(position)
+                    values.append(value)
+                    types.append(sql_type)
+    invalid = conn.execute(
+        "select number, position from unnest(%s::bigint[], %s::int[], %s::text[], %s::text[])"
+        " as checked (number, position, value, type_name)"
+        " where not pg_input_is_valid(value, type_name) order by number, position",
+        (numbers, positions, values, types),
+    ).fetchall()
+    conn.commit()
+    first: dict[int, int] = {}
+    for number, position in invalid:
+        first.setdefault(number, position)
+    for problem in problems:
+        fields = next(csv.reader(io.StringIO(problem.raw_row or "")), [])
+        found = first.get(problem.row_number)
+        if found is None:
+            problem.reason = "a value is not of its column's type"
+            continue
+        problem.reason = type_problem(stream.column(columns.targets[found]), fields[found])
 
 
 def _land_csv_strictly(
@@ -435,15 +559,8 @@ def land_ndjson(
         # for PostgreSQL's parser (which would fail the statement, not the line)
         deep = sql.SQL("length(line) - length(translate(line, '[{{', '')) > {}").format(
             sql.Literal(MAX_JSON_DEPTH))
-        cur.execute(
-            sql.SQL(
-                "create temp table {parsed} on commit drop as "
-                "select line_number, line, case when {deep} then null "
-                "when pg_input_is_valid(line, 'jsonb') then line::jsonb end as record "
-                "from {lines} where btrim(line) <> ''"
-            ).format(parsed=parsed, lines=lines, deep=deep)
-        )
-        too_deep = _check_depth(cur, parsed, deep)
+        _parse_lines(cur, lines, parsed, deep, server_of(conn))
+        too_deep = _check_depth(cur, parsed, deep, server_of(conn))
         cur.execute(
             sql.SQL(
                 "delete from {} where jsonb_typeof(record) = 'object' "
@@ -477,7 +594,7 @@ def land_ndjson(
         def value_of(column: Column) -> sql.Composable:
             return sql.SQL("record->>{}").format(sql.Literal(column.name))
 
-        format_reason = format_problem(stream, value_of)
+        format_reason = format_problem(stream, value_of, server_of(conn))
         table = create_landing(cur, stream, load_id, 0, 1, [])
         bad_format = cur.execute(
             sql.SQL(
@@ -525,7 +642,36 @@ def land_ndjson(
     return PartResult(name_of(table), total, total - len(problems), problems)
 
 
-def _check_depth(cur: psycopg.Cursor, parsed: sql.Identifier, deep: sql.Composable) -> list[int]:
+def _parse_lines(
+    cur: psycopg.Cursor, lines: sql.Identifier, parsed: sql.Identifier, deep: sql.Composable,
+    server: Server,
+) -> None:
+    """The lines as JSON (null where not valid JSON). Before PostgreSQL 16 (no
+    pg_input_is_valid) every line is cast at once, and only a file holding a line that is
+    not JSON is tested line by line."""
+    statement = sql.SQL(
+        "create temp table {parsed} on commit drop as "
+        "select line_number, line, case when {deep} then null {valid} end as record "
+        "from {lines} where btrim(line) <> ''"
+    )
+    if not server.input_is_valid:
+        try:
+            with cur.connection.transaction():
+                cur.execute(statement.format(
+                    parsed=parsed, lines=lines, deep=deep, valid=sql.SQL("else line::jsonb")))
+            return
+        except psycopg.errors.DataError:
+            pass
+    cur.execute(statement.format(
+        parsed=parsed, lines=lines, deep=deep,
+        valid=sql.SQL("when {} then line::jsonb").format(
+            input_is_valid(sql.Identifier("line"), "jsonb", server)),
+    ))
+
+
+def _check_depth(
+    cur: psycopg.Cursor, parsed: sql.Identifier, deep: sql.Composable, server: Server
+) -> list[int]:
     """Parse the lines with many brackets that nest at most MAX_JSON_DEPTH levels; the line
     numbers of those that nest deeper."""
     rows = cur.execute(
@@ -535,9 +681,9 @@ def _check_depth(cur: psycopg.Cursor, parsed: sql.Identifier, deep: sql.Composab
     if fine:
         cur.execute(
             sql.SQL(
-                "update {} set record = case when pg_input_is_valid(line, 'jsonb') "
-                "then line::jsonb end where line_number = any(%s)"
-            ).format(parsed),
+                "update {} set record = case when {} then line::jsonb end"
+                " where line_number = any(%s)"
+            ).format(parsed, input_is_valid(sql.Identifier("line"), "jsonb", server)),
             (fine,),
         )
     return sorted(set(number for number, _ in rows) - set(fine))
@@ -592,8 +738,9 @@ def land_parquet(
     with conn.transaction():
         cur = conn.cursor()
         text_table = create_landing(cur, as_text(stream), load_id, 0, 1, columns.extras)
-        statement = sql.SQL("copy {} ({}) from stdin (format csv, force_null *)").format(
-            text_table, sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets)
+        targets = sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets)
+        statement = sql.SQL("copy {} ({}) from stdin (format csv, force_null ({}))").format(
+            text_table, targets, targets
         )
         rows = 0
         try:

@@ -16,6 +16,7 @@ from loaders.formats import row_location
 from loaders.ledger import LOAD_LOCK_CLASS
 from loaders.results import Problem
 from loaders.rules import format_problem, rule_problem
+from loaders.server import server_of
 from loaders.streams import TEXT, Column, Stream
 
 # offset-less timestamps are UTC; slashed dates are read year first (or rejected)
@@ -193,7 +194,7 @@ def cast_text_rows(
             return sql.Identifier(column.name)
         return sql.SQL("null::text")
 
-    problem = format_problem(stream, value_of)
+    problem = format_problem(stream, value_of, server_of(cur.connection))
     rows = cur.execute(
         sql.SQL(
             "select _row_number, {problem} from {source} where {problem} is not null"

@@ -6,8 +6,11 @@ How a file travels:
 2. Its rows are COPYed into typed landing tables in `raw_landing`, created for this load
    (`copy_in.py`, `landing.py`; reading the files: `formats.py`). A large uncompressed CSV
    is split at a record boundary and copied by two connections at once (PostgreSQL parses
-   one COPY per core). `on_error ignore` makes COPY report each row whose text is not of
-   its column's type instead of failing the file.
+   one COPY per core). On PostgreSQL 17+ `on_error ignore` makes COPY skip each row whose
+   text is not of its column's type instead of failing the file (the skipped rows are the
+   gaps in the landing table's row numbers; no server message is read, so the server's
+   language does not matter); on 15 and 16 the file is copied as text into a temporary
+   table and typed by one set-based query (`loaders/server.py` chooses, per connection).
 3. One set-based query per landing table names each remaining row's first broken rule
    (`rules.py`); those rows leave the landing table for `raw.quarantine`.
 4. One transaction then writes the ledger row and the quarantine, and publishes the rows
@@ -32,6 +35,7 @@ from loaders.landing import SESSION_SETTINGS, drop_abandoned_landings, drop_land
 from loaders.publication import publish
 from loaders.results import FileResult, PartResult, RejectedFile
 from loaders.schema import ensure_raw_schema
+from loaders.server import server_of
 from loaders.streams import STREAMS, Stream, stream_for_file_name
 
 __all__ = ["FileResult", "Loader", "discover", "file_format", "load_paths"]
@@ -57,6 +61,25 @@ def retryable(error: psycopg.Error) -> bool:
         # raised by the client itself: the connection broke
         return isinstance(error, psycopg.OperationalError)
     return state[:2] in _RETRYABLE_CLASSES or state in _RETRYABLE_STATES
+
+
+# what to do about a database error that retrying cannot fix, by SQLSTATE class or code
+_ADVICE = {
+    "42501": "the connecting role lacks a privilege: load as the warehouse's owner, or grant it",
+    "0A": "the server lacks a feature the loader needs: PostgreSQL 15 to 18 are supported",
+    "28": "the connection's role or password is refused: check PGUSER and PGPASSFILE",
+    "3D": "the database does not exist: check PGDATABASE",
+    "42": "the raw schema differs from what this release expects: run `warehouse load` as the"
+          " warehouse's owner once, which updates it",
+    "54": "a value exceeds a PostgreSQL limit: fix the file",
+}
+
+
+def advice(error: psycopg.Error) -> str:
+    """'; <what to do>' for a database error that retrying cannot fix ('' if unknown)."""
+    state = error.sqlstate or ""
+    hint = _ADVICE.get(state) or _ADVICE.get(state[:2])
+    return f"; {hint}" if hint else ""
 
 
 def refusal(path: Path, follow_symlinks: bool = False) -> str | None:
@@ -97,6 +120,7 @@ class Loader:
         self, conn: psycopg.Connection, progress: bool | None = None, workers: int | None = None
     ) -> None:
         self.conn = conn
+        server_of(conn)  # below PostgreSQL 15: UnsupportedServer, before anything is touched
         if progress is None:
             progress = sys.stderr.isatty() or os.environ.get("WAREHOUSE_PROGRESS") == "1"
         self.progress = progress
@@ -157,7 +181,8 @@ class Loader:
                 return result
             message = (error.diag.message_primary or str(error)).strip()
             return self._reject(
-                result, f"cannot be loaded: {message} (nothing loaded)", stream, digest
+                result, f"cannot be loaded: {message} (nothing loaded{advice(error)})",
+                stream, digest,
             )
         except Exception as error:  # a file must never stop the files after it
             self.conn.rollback()

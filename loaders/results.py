@@ -62,3 +62,5 @@ class PartResult:
     rows_good: int = 0
     problems: list[Problem] = field(default_factory=list)
     line_based: bool = True
+    # rows COPY skipped for a value not of its type, whose reason is found from their text
+    unexplained: list[Problem] = field(default_factory=list)

@@ -1,8 +1,10 @@
 """Row rules of raw-inputs.md as SQL, generated from the stream declarations.
 
 Two layers, both set-based and evaluated by PostgreSQL over a whole file at a time:
-- type: is the text a UUID, a number, a timestamp, JSON? For CSV, COPY itself checks this
-  (`on_error ignore` reports each bad row); for NDJSON, `format_problem` does.
+- type: is the text a UUID, a number, a timestamp, JSON? For CSV on PostgreSQL 17+, COPY
+  itself checks this (`on_error ignore` skips each bad row); otherwise `input_is_valid`
+  does (pg_input_is_valid from 16; on 15 a conservative regular expression, with an exact
+  fallback function for the rest).
 - rules: required fields, ranges, lists, JSON shapes, cross-column rules, schema version,
   checked on typed values by `rule_problem`.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from loaders.server import Server
 from loaders.streams import (
     EARLIEST_TIMESTAMP,
     END_OF_TIMESTAMPS,
@@ -40,6 +43,47 @@ TYPE_PROBLEMS = {
 }
 
 
+# PostgreSQL 15 has no pg_input_is_valid: text matching these expressions is certainly
+# valid input of the type (they are narrower than the type's parser, never wider), so
+# raw.input_is_valid, exact but slow (an exception block per value), sees only the rest
+_JSON_STRING = r'"[^"\\[:cntrl:]]*"'
+_JSON_NUMBER = r"-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,30})?([eE][+-]?[0-9]{1,3})?"
+_JSON_SPACE = r"[ \t\n\r]*"
+_JSON_SCALAR = f"({_JSON_STRING}|{_JSON_NUMBER}|true|false|null)"
+_JSON_MEMBER = f"{_JSON_STRING}{_JSON_SPACE}:{_JSON_SPACE}{_JSON_SCALAR}"
+_YEAR_MONTH_DAY = (
+    "[1-9][0-9]{3}-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)"
+    "|(0[13578]|1[02])-31)"
+)
+CERTAINLY_VALID = {
+    "uuid": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+    "bigint": "^[+-]?[0-9]{1,18}$",
+    "double precision": (
+        "^[+-]?([0-9]{1,30}(\\.[0-9]{0,30})?|\\.[0-9]{1,30})([eE][+-]?[0-9]{1,2})?$"
+    ),
+    "timestamptz": (
+        f"^{_YEAR_MONTH_DAY}([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{{1,6}})?)?)?"
+        "([zZ]|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?$"
+    ),
+    # a flat JSON object, or an array of strings
+    "jsonb": (
+        f"^{_JSON_SPACE}(\\{{{_JSON_SPACE}({_JSON_MEMBER}({_JSON_SPACE},{_JSON_SPACE}"
+        f"{_JSON_MEMBER})*)?{_JSON_SPACE}\\}}|\\[{_JSON_SPACE}({_JSON_STRING}({_JSON_SPACE},"
+        f"{_JSON_SPACE}{_JSON_STRING})*)?{_JSON_SPACE}\\]){_JSON_SPACE}$"
+    ),
+}
+
+
+def input_is_valid(ref: sql.Composable, sql_type: str, server: Server) -> sql.Composable:
+    """SQL: is the (non-null) text `ref` valid input of `sql_type`, as its input function
+    reads it (pg_input_is_valid from PostgreSQL 16)."""
+    if server.input_is_valid:
+        return sql.SQL("pg_input_is_valid({}, {})").format(ref, sql.Literal(sql_type))
+    return sql.SQL("({r} ~ {pattern} or raw.input_is_valid({r}, {t}))").format(
+        r=ref, pattern=sql.Literal(CERTAINLY_VALID[sql_type]), t=sql.Literal(sql_type)
+    )
+
+
 def type_problem(column: Column, value: str | None) -> str:
     shown = "empty" if value is None else repr(value[:80])
     return f"{column.name} {TYPE_PROBLEMS.get(column.kind, 'is not valid')}, got {shown}"
@@ -63,7 +107,7 @@ def _reason(column: Column, text: str, ref: sql.Composable) -> sql.Composable:
     return sql.SQL("{} || ', got ' || {}").format(sql.Literal(f"{column.name} {text}"), _shown(ref))
 
 
-def format_problem(stream: Stream, value_of) -> sql.Composable:
+def format_problem(stream: Stream, value_of, server: Server) -> sql.Composable:
     """For text values (NDJSON): the first value that does not parse as its type, or null.
 
     `value_of(column)` gives the SQL text expression of a column's value."""
@@ -73,8 +117,8 @@ def format_problem(stream: Stream, value_of) -> sql.Composable:
             continue
         ref = value_of(column)
         branches.append(
-            sql.SQL("when {r} is not null and not pg_input_is_valid({r}, {t}) then {why}").format(
-                r=ref, t=sql.Literal(column.sql_type),
+            sql.SQL("when {r} is not null and not {valid} then {why}").format(
+                r=ref, valid=input_is_valid(ref, column.sql_type, server),
                 why=_reason(column, TYPE_PROBLEMS[column.kind], ref),
             )
         )

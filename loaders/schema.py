@@ -60,6 +60,19 @@ create table if not exists raw.rejected_files (
 );
 comment on table raw.rejected_files is
     'Files rejected whole (unreadable, or missing a required column); none of their rows loaded.';
+
+create or replace function raw.input_is_valid(value text, type_name text) returns boolean
+language plpgsql stable as $$
+begin
+    execute format('select %L::%s', value, type_name);
+    return true;
+exception when data_exception then
+    return false;
+end
+$$;
+comment on function raw.input_is_valid(text, text) is
+    'Whether value is valid input of type type_name: pg_input_is_valid for PostgreSQL 15, '
+    'where the loader calls it only for values its regular expressions do not vouch for.';
 """
 
 
@@ -126,7 +139,12 @@ def _raw_schema_complete(conn: psycopg.Connection) -> bool:
         (len(expected), expected),
     ).fetchone()
     conn.commit()
-    return row is not None and bool(row[0])
+    complete = row is not None and bool(row[0])
+    function = conn.execute(
+        "select to_regprocedure('raw.input_is_valid(text, text)') is not null"
+    ).fetchone()
+    conn.commit()
+    return complete and function is not None and bool(function[0])
 
 
 def ensure_raw_schema(conn: psycopg.Connection) -> None:

@@ -20,6 +20,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from warehouse.embedded import temporary_server
+
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = dt.date(2026, 11, 20)
 DATA_SCALE = float(os.environ.get("WAREHOUSE_TEST_SCALE", "0.3"))
@@ -82,12 +84,37 @@ class Database:
         )
 
 
+# the programs of another PostgreSQL installation (e.g. Debian's 15 in
+# /usr/lib/postgresql/15/bin): the session runs on a throwaway server of that version
+# instead of the embedded one (scripts/test.sh runs the `every_server` tests this way)
+SERVER_BIN = os.environ.get("WAREHOUSE_TEST_SERVER_BIN")
+
+
 @pytest.fixture(scope="session")
-def server_env() -> dict[str, str]:
+def server_env() -> Iterator[dict[str, str]]:
+    if SERVER_BIN:
+        with temporary_server(Path(SERVER_BIN)) as env:
+            saved = {key: os.environ.get(key) for key in env}
+            os.environ.update(env)  # the CLI run by the tests reads the same
+            yield env
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        return
     from warehouse.db import ensure_env
 
     env = ensure_env()
-    return {key: env[key] for key in ("PGHOST", "PGPORT", "PGUSER") if key in env}
+    yield {key: env[key] for key in ("PGHOST", "PGPORT", "PGUSER") if key in env}
+
+
+def server_version_num(server_env: dict[str, str]) -> int:
+    with psycopg.connect(
+        host=server_env["PGHOST"], port=server_env.get("PGPORT"), user=server_env.get("PGUSER"),
+        dbname="postgres",
+    ) as conn:
+        return int(conn.info.server_version)
 
 
 def _create_database(server_env: dict[str, str], name: str) -> Database:

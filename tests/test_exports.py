@@ -24,6 +24,9 @@ import pytest
 
 from warehouse.export import EXPORT_VIEWS
 
+# also run on PostgreSQL 15 by scripts/test.sh (WAREHOUSE_TEST_SERVER_BIN)
+pytestmark = pytest.mark.every_server
+
 # each view's key: rows are compared by it
 KEYS = {
     "attempts": "attempt_id",

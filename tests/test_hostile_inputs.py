@@ -33,6 +33,9 @@ from loader_fixtures import (
     summary_line,
 )
 
+# also run on PostgreSQL 15 by scripts/test.sh (WAREHOUSE_TEST_SERVER_BIN)
+pytestmark = pytest.mark.every_server
+
 module_database, empty_database = database_fixtures("hostile")
 
 ORG_HEADER = "org_id,name,plan,created_at,updated_at\n"

@@ -37,6 +37,9 @@ from loader_fixtures import (
 
 from loaders.streams import STREAMS
 
+# also run on PostgreSQL 15 by scripts/test.sh (WAREHOUSE_TEST_SERVER_BIN)
+pytestmark = pytest.mark.every_server
+
 module_database, empty_database = database_fixtures("delivery")
 
 ORG = uid(1, "1")

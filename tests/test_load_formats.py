@@ -50,6 +50,9 @@ from loaders.load import Loader
 from loaders.results import FileResult
 from loaders.streams import STREAMS
 
+# also run on PostgreSQL 15 by scripts/test.sh (WAREHOUSE_TEST_SERVER_BIN)
+pytestmark = pytest.mark.every_server
+
 module_database, empty_database = database_fixtures("formats")
 
 ORG_1 = uid(1, "1")

@@ -16,7 +16,19 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
 
-@click.group()
+class _Commands(click.Group):
+    """Every command stops with one sentence on a server older than the supported ones."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from loaders.server import UnsupportedServer
+
+        try:
+            return super().invoke(ctx)
+        except UnsupportedServer as error:
+            raise click.ClickException(str(error)) from error
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="training-warehouse")
 def main() -> None:
     """Training-analytics warehouse: load raw files, build with dbt, export, check."""
@@ -366,12 +378,21 @@ def build(dbt_args: tuple[str, ...]) -> None:
     `warehouse check`; select them with `warehouse build -s tag:full_scan+` or run
     everything with `warehouse build --select fqn:*`.
 
+    A backfill (the loads the build would re-read hold more than var batch_max_share of every
+    row loaded, as on the first days of a deployment) is built with --full-refresh, which is
+    faster then (warehouse/backfill.py).
+
     A build holds the lock of `warehouse run`: while a run (or another build) is going, it
     waits for it instead of building the same relations at once."""
-    from warehouse.db import build_lock
+    from warehouse.backfill import with_backfill_refresh
+    from warehouse.db import build_lock, connect
 
     with build_lock(on_wait=_say):
-        code = run_dbt(["build", *build_arguments(dbt_args)])
+        with connect() as conn:
+            args, note = with_backfill_refresh(conn, dbt_args)
+        if note:
+            _say(note)
+        code = run_dbt(["build", *build_arguments(args)])
     sys.exit(code)
 
 

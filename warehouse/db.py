@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from loaders.server import UnsupportedServer, server_of
 from warehouse.embedded import SUPERUSER, EmbeddedServer
 
 # the advisory lock of the scheduled job: `warehouse run` and every build (`warehouse build`,
@@ -52,6 +53,11 @@ def ensure_env(user: str | None = None) -> dict[str, str]:
 def connect(autocommit: bool = False, application_name: str = "warehouse") -> psycopg.Connection:
     ensure_env()
     conn = psycopg.connect(autocommit=autocommit, application_name=application_name)
+    try:
+        server_of(conn)  # a server older than 15 stops everything here, with one sentence
+    except UnsupportedServer:
+        conn.close()
+        raise
     conn.execute("set timezone = 'UTC'")
     if not autocommit:
         conn.commit()

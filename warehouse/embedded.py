@@ -28,9 +28,13 @@ import importlib.util
 import json
 import os
 import pwd
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,8 +161,14 @@ class ServerStatus:
 
 
 class EmbeddedServer:
-    def __init__(self, root: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, root: Path | None = None, port: int | None = None, bin_dir: Path | None = None
+    ) -> None:
+        """`bin_dir`: another installation's programs (the test suite and the benchmark run
+        a throwaway server of another major version this way, e.g. Debian's PostgreSQL 15
+        in /usr/lib/postgresql/15/bin); by default the wheel's."""
         self.root = (root or state_dir()).resolve()
+        self.bin_dir = bin_dir or _bin_dir()
         self.data_dir = self.root / "pgdata"
         self.listen = self._remembered_listen()
         self.port = port or (self.listen.port if self.listen else None) or int(
@@ -223,7 +233,7 @@ class EmbeddedServer:
 
     def _run(self, program: str, *args: str, timeout: float = 120,
              stdin: str | None = None) -> subprocess.CompletedProcess:
-        command = [str(_bin_dir() / program), *args]
+        command = [str(self.bin_dir / program), *args]
         kwargs: dict[str, Any] = {"capture_output": True, "text": True, "timeout": timeout,
                                   "umask": 0o077}
         if stdin is not None:
@@ -234,7 +244,7 @@ class EmbeddedServer:
         try:
             return subprocess.run(command, check=False, **kwargs)
         except PermissionError as error:
-            raise RuntimeError(self._unreachable(str(_bin_dir()))) from error
+            raise RuntimeError(self._unreachable(str(self.bin_dir))) from error
 
     def _unreachable(self, path: str) -> str:
         return (
@@ -264,7 +274,7 @@ class EmbeddedServer:
             os.chown(folder, entry.pw_uid, entry.pw_gid)
             folder.chmod(0o700)
         probe = subprocess.run(
-            ["test", "-x", str(self.data_dir), "-a", "-x", str(_bin_dir() / "postgres")],
+            ["test", "-x", str(self.data_dir), "-a", "-x", str(self.bin_dir / "postgres")],
             user=entry.pw_uid, group=entry.pw_gid, extra_groups=[], cwd="/", check=False,
         )
         if probe.returncode != 0:
@@ -444,4 +454,28 @@ class EmbeddedServer:
         return f"postgresql://{user}@/{DATABASE}?host={self.socket_dir}&port={self.port}"
 
     def psql_path(self) -> Path:
-        return _bin_dir() / "psql"
+        return self.bin_dir / "psql"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def temporary_server(bin_dir: Path | None = None) -> Iterator[dict[str, str]]:
+    """A PostgreSQL server of its own in a temporary folder under /tmp (the wheel's, or the
+    installation in `bin_dir`, e.g. Debian's /usr/lib/postgresql/15/bin), set up like the
+    embedded one (settings, scram passwords): yields its PG* settings, PGPASSFILE included;
+    stopped and removed afterwards. The test suite and the benchmark run other major
+    versions this way."""
+    root = Path(tempfile.mkdtemp(prefix="warehouse-server-", dir="/tmp"))
+    server = EmbeddedServer(root=root, port=_free_port(), bin_dir=bin_dir)
+    try:
+        server.start()
+        env = server.env()
+        yield {key: env[key] for key in ("PGHOST", "PGPORT", "PGUSER", "PGPASSFILE")}
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)

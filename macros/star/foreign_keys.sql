@@ -4,8 +4,9 @@
     references (a user not in the users file yet) never fail a build; the warn-level
     relationships tests report them. Added once per pair of tables that both exist and
     lack it (a --full-refresh of either table drops it with the old table; the next
-    run-end adds it again). On servers older than 18 the relationships stay declared in
-    the dbt docs and the tests only. -#}
+    run-end adds it again). On servers older than 18 (no NOT ENFORCED keys) each
+    relationship is written into the referencing column's comment instead ("References
+    marts.dim_users (user_id)."), besides the dbt docs and tests. -#}
 {% macro declare_foreign_keys() %}
     {%- set keys = [] -%}
     {%- if execute -%}
@@ -57,12 +58,37 @@
         {%- endfor -%}
         {%- set keys = declared -%}
     {%- endif -%}
-    {%- if keys %}
+    {#- NOT ENFORCED keys exist from PostgreSQL 18; before it the statement is not even
+        parsed (PL/pgSQL checks every statement's syntax), so the choice is made here -#}
+    {%- set enforced_keys_exist = keys and run_query(
+        "select current_setting('server_version_num')::int >= 180000"
+    ).columns[0].values()[0] -%}
+    {%- if keys and not enforced_keys_exist %}
+    do $foreign_keys$
+    declare
+        described text;
+    begin
+        {%- for key in keys | unique(attribute='name') %}
+        {%- set column = key.column.split(', ') | last %}
+        if to_regclass('{{ key.from }}') is not null then
+            described := col_description(
+                to_regclass('{{ key.from }}'),
+                (select attnum from pg_attribute
+                    where attrelid = to_regclass('{{ key.from }}') and attname = '{{ column }}')
+            );
+            if coalesce(described, '') not like '%References {{ key.to }} ({{ key.to_column }}).%' then
+                execute format(
+                    'comment on column %s.%I is %L', '{{ key.from }}', '{{ column }}',
+                    concat_ws(' ', described, 'References {{ key.to }} ({{ key.to_column }}).')
+                );
+            end if;
+        end if;
+        {%- endfor %}
+    end
+    $foreign_keys$
+    {%- elif keys %}
     do $foreign_keys$
     begin
-        if current_setting('server_version_num')::int < 180000 then
-            return;
-        end if;
         {%- if citus %}
         -- Citus: no foreign key to a reference table after a parallel query
         perform set_config('citus.multi_shard_modify_mode', 'sequential', true);
