@@ -54,6 +54,7 @@
     );
     comment on table {{ ops }}.bi_roles is
         'The BI login roles (reporting and the organisation roles of `warehouse access org`): the organisation whose rows each reads (null: every organisation) and its default timeouts (macros/access.sql).';
+    {{ citus_reference_bi_roles() }}
     insert into {{ ops }}.bi_roles (role_name, org_id) values ('{{ role }}', null)
     on conflict (role_name) do nothing;
 
@@ -69,9 +70,14 @@
     declare
         bi record;
         rel record;
+        citus_table boolean;
         readers constant text := '{{ org_readers_role() }}';
         shared constant text[] := array['{{ shared_relations() | join("', '") }}'];
     begin
+        if exists (select from pg_extension where extname = 'citus') then
+            -- Citus: DDL on distributed and reference tables in one transaction
+            perform set_config('citus.multi_shard_modify_mode', 'sequential', true);
+        end if;
         execute format('grant usage on schema %I, %I to %I', '{{ marts }}', '{{ exports }}', readers);
         -- each BI role's settings in this database (ops.bi_roles is this database's), whatever
         -- the role set for itself since: its own defaults are reset
@@ -109,13 +115,27 @@
                     execute format('alter table %I.%I enable row level security', rel.nspname, rel.relname);
                 end if;
                 if not exists (select from pg_policy where polrelid = rel.oid and polname = 'bi_org_rows') then
-                    -- organisation roles see their organisation's rows; other readers every row
+                    -- organisation roles see their organisation's rows; other readers every
+                    -- row. The scalar subqueries make each test an init plan (once per
+                    -- query); Citus refuses subqueries in a Citus table's policies, whose
+                    -- shards test it row by row on the workers (ops.bi_roles is a reference
+                    -- table there, so ops.role_org answers on every node)
+                    if to_regclass('pg_catalog.pg_dist_partition') is not null then
+                        execute 'select exists (select from pg_catalog.pg_dist_partition where logicalrelid = $1)'
+                            into citus_table using rel.oid;
+                    else
+                        citus_table := false;
+                    end if;
                     execute format(
                         'create policy bi_org_rows on %I.%I for select to public using ('
-                        'not (select pg_has_role(current_user, %L, %L)) or %s = (select %s.role_org(current_user))%s)',
-                        rel.nspname, rel.relname, readers, 'member',
+                        'not %s or %s = %s%s)',
+                        rel.nspname, rel.relname,
+                        format(case when citus_table then 'pg_has_role(current_user, %L, %L)'
+                            else '(select pg_has_role(current_user, %L, %L))' end, readers, 'member'),
                         case when rel.org_type = 'uuid' then 'org_id' else 'org_id::text' end,
-                        '{{ ops }}', case when rel.org_type = 'uuid' then '' else '::text' end
+                        format(case when citus_table then '%s.role_org(current_user)'
+                            else '(select %s.role_org(current_user))' end, '{{ ops }}'),
+                        case when rel.org_type = 'uuid' then '' else '::text' end
                     );
                 end if;
             elsif rel.relkind = 'v' and not rel.invoker then
@@ -138,6 +158,23 @@
 
     {{ ensure_access_triggers() }}
 {% endmacro %}
+
+{#- On a distributed warehouse (macros/citus.sql), ops.bi_roles becomes a reference table:
+    the row-level security policies of the Citus tables run on the workers, where
+    ops.role_org reads it. Nothing on a single-node warehouse. -#}
+{% macro citus_reference_bi_roles() -%}
+    {%- if warehouse_distributed() %}
+    do $citus$
+    begin
+        perform set_config('citus.multi_shard_modify_mode', 'sequential', true);
+        if not exists (select from pg_dist_partition where logicalrelid = '{{ state_schema() }}.bi_roles'::regclass) then
+            perform create_reference_table('{{ state_schema() }}.bi_roles');
+            perform truncate_local_data_after_distributing_table('{{ state_schema() }}.bi_roles');
+        end if;
+    end
+    $citus$;
+    {%- endif %}
+{%- endmacro %}
 
 {#- Event triggers (superuser only; skipped otherwise):
     - a view created in marts or exports becomes security_invoker in the statement that

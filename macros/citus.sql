@@ -85,6 +85,10 @@
         if exists (select from pg_dist_partition where logicalrelid = '{{ relation }}'::regclass) then
             return;
         end if;
+        -- Citus refuses to distribute a table whose policies hold subqueries (the
+        -- single-node form of the organisation roles' policy): ops.apply_access() declares
+        -- it again in the Citus form
+        drop policy if exists bi_org_rows on {{ relation }};
         {%- if distribution == 'reference' %}
         perform create_reference_table('{{ relation }}');
         {%- else %}
@@ -195,6 +199,14 @@
             {%- do statements.append(citus_distribute_sql(relation, distribution)) -%}
         {%- endif -%}
     {%- endfor -%}
+    {#- row-level security: the BI role table on every node, the policies in the Citus form -#}
+    {%- if run_query(
+        "select to_regclass('" ~ state_schema() ~ ".bi_roles') is not null"
+        ~ " and to_regprocedure('" ~ state_schema() ~ ".apply_access()') is not null"
+    ).columns[0].values()[0] -%}
+        {%- do statements.append(citus_reference_bi_roles()) -%}
+        {%- do statements.append("select " ~ state_schema() ~ ".apply_access()") -%}
+    {%- endif -%}
     {%- for statement in statements -%}
         {%- do run_query(statement) -%}
     {%- endfor -%}
