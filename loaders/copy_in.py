@@ -24,6 +24,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from loaders.csv_screen import Screened, screen_piece
 from loaders.csv_strict import QuoteScreen, piece_is_strict, raw_text, read_records
 from loaders.formats import (
     CHUNK_BYTES,
@@ -157,6 +158,9 @@ def _copy_csv_piece(
         )
         names = sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets)
         header = sql.SQL("true" if piece.header else "false")
+        screened = None
+        if not server.copy_on_error and not compressed(path):
+            screened = _screen(path, piece, columns, stream, screen)
         if server.copy_on_error:
             # rows whose text is not of its column's type are skipped, leaving gaps in
             # _row_number (its default is drawn before the row is typed)
@@ -164,6 +168,11 @@ def _copy_csv_piece(
             statement = sql.SQL(
                 "copy {} ({}) from stdin (format csv, header {}, force_null *, on_error ignore)"
             ).format(table, names, header)
+        elif screened is not None:
+            # every value vouched for: typed COPY of the piece, suspect lines blanked
+            target = table
+            statement = sql.SQL("copy {} ({}) from stdin (format csv, force_null ({}))").format(
+                table, names, names)
         else:
             target = _create_text_copy(cur, load_id, piece, columns)
             statement = sql.SQL(
@@ -172,27 +181,27 @@ def _copy_csv_piece(
         newlines = 0
         last_byte = b"\n"
         try:
-            with cur.copy(statement) as copy, open_binary(path) as handle:
-                handle.seek(piece.start)
-                remaining = None if piece.end is None else piece.end - piece.start
-                while remaining is None or remaining > 0:
-                    size = CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining)
-                    chunk = handle.read(size)
-                    if not chunk:
-                        break
-                    if screen.feed(chunk):
-                        raise _NeedsLenientParse("a stray quote")
-                    copy.write(chunk)
-                    newlines += chunk.count(b"\n")
-                    last_byte = chunk[-1:]
-                    if remaining is not None:
-                        remaining -= len(chunk)
-                    if not compressed(path):
-                        advance(len(chunk))
+            with cur.copy(statement) as copy:
+                if screened is not None:
+                    body = screened.blanked(len(columns.targets))
+                    for start in range(0, len(body), CHUNK_BYTES):
+                        copy.write(body[start:start + CHUNK_BYTES])
+                        advance(min(CHUNK_BYTES, len(body) - start))
+                    newlines = screened.data.count(b"\n")
+                    last_byte = screened.data[-1:] or b"\n"
+                else:
+                    with open_binary(path) as handle:
+                        newlines, last_byte = _copy_bytes(
+                            copy, handle, piece, screen, advance, compressed(path))
             copied = cur.rowcount
-        except (psycopg.errors.BadCopyFileFormat, psycopg.errors.CharacterNotInRepertoire,
-                psycopg.errors.UntranslatableCharacter) as error:
-            raise _NeedsLenientParse(str(error)) from error
+        except psycopg.errors.DataError as error:
+            # the file's structure or encoding (or, screened, a value COPY still refused):
+            # read it strictly, record by record
+            if screened is not None or isinstance(error, (
+                    psycopg.errors.BadCopyFileFormat, psycopg.errors.CharacterNotInRepertoire,
+                    psycopg.errors.UntranslatableCharacter)):
+                raise _NeedsLenientParse(str(error)) from error
+            raise
         except (OSError, EOFError) as error:
             raise RejectedFile(f"cannot be read: {error}") from error
         header_lines = 1 if piece.header else 0
@@ -200,6 +209,10 @@ def _copy_csv_piece(
             records = _records_copied(cur, table, piece, copied)
             skipped = _gaps(cur, table, piece.first_row, records)
             typed: dict[int, tuple[str, str]] = {}
+        elif screened is not None:
+            records = copied
+            typed = _type_suspects(cur, stream, columns, table, server, load_id, piece, screened)
+            skipped = sorted(typed)
         else:
             records = copied
             typed = _type_text_copy(cur, stream, columns, target, table, server)
@@ -237,6 +250,70 @@ def _copy_csv_piece(
     if part.line_based:
         resolve_raw_lines(path, piece, part)
     return part
+
+
+def _copy_bytes(
+    copy: psycopg.Copy, handle, piece: Part, screen: QuoteScreen,
+    advance: Callable[[int], None], is_compressed: bool,
+) -> tuple[int, bytes]:
+    """The piece's bytes to COPY as they are; (newlines seen, last byte)."""
+    newlines = 0
+    last_byte = b"\n"
+    handle.seek(piece.start)
+    remaining = None if piece.end is None else piece.end - piece.start
+    while remaining is None or remaining > 0:
+        size = CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining)
+        chunk = handle.read(size)
+        if not chunk:
+            break
+        if screen.feed(chunk):
+            raise _NeedsLenientParse("a stray quote")
+        copy.write(chunk)
+        newlines += chunk.count(b"\n")
+        last_byte = chunk[-1:]
+        if remaining is not None:
+            remaining -= len(chunk)
+        if not is_compressed:
+            advance(len(chunk))
+    return newlines, last_byte
+
+
+def _screen(
+    path: Path, piece: Part, columns: Columns, stream: Stream, screen: QuoteScreen
+) -> Screened | None:
+    """Before 17: the piece's bytes screened by pyarrow (`csv_screen`), or None for the
+    slower path."""
+    try:
+        with open_binary(path) as handle:
+            handle.seek(piece.start)
+            data = handle.read() if piece.end is None else handle.read(piece.end - piece.start)
+    except (OSError, EOFError) as error:
+        raise RejectedFile(f"cannot be read: {error}") from error
+    if screen.feed(data):
+        raise _NeedsLenientParse("a stray quote")
+    return screen_piece(data, piece.header, columns.targets, stream)
+
+
+def _type_suspects(
+    cur: psycopg.Cursor, stream: Stream, columns: Columns, table: sql.Identifier,
+    server: Server, load_id: int, piece: Part, screened: Screened,
+) -> dict[int, tuple[str, str]]:
+    """The suspect lines (blanked in the typed COPY) tested exactly: their blank rows leave
+    the landing table, the lines are copied as text with their row numbers, and those of
+    their type go back typed; the others are returned as in `_type_text_copy`."""
+    if not screened.suspects:
+        return {}
+    numbers = [piece.first_row + index for index in screened.suspects]
+    cur.execute(
+        sql.SQL("delete from {} where _row_number = any({})").format(table, sql.Literal(numbers))
+    )
+    text = _create_text_copy(cur, load_id, piece, columns)
+    statement = sql.SQL("copy {} ({}, _row_number) from stdin (format csv, force_null ({}))")
+    names = sql.SQL(", ").join(sql.Identifier(name) for name in columns.targets)
+    with cur.copy(statement.format(text, names, names)) as copy:
+        for index, number in zip(screened.suspects, numbers, strict=True):
+            copy.write(screened.line(index) + b"," + str(number).encode() + b"\n")
+    return _type_text_copy(cur, stream, columns, text, table, server)
 
 
 def _create_text_copy(
@@ -300,9 +377,9 @@ def _type_text_copy(
     cur.execute(
         sql.SQL(
             "insert into {table} ({everything}, _row_number) select {casts}, _row_number"
-            " from {source} where _row_number <> all(%s)"
-        ).format(table=table, everything=everything, casts=casts, source=source),
-        (list(bad),),
+            " from {source} where _row_number <> all({bad})"
+        ).format(table=table, everything=everything, casts=casts, source=source,
+                 bad=sql.Literal(list(bad))),
     )
     return bad
 

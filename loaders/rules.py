@@ -43,9 +43,11 @@ TYPE_PROBLEMS = {
 }
 
 
-# PostgreSQL 15 has no pg_input_is_valid: text matching these expressions is certainly
-# valid input of the type (they are narrower than the type's parser, never wider), so
-# raw.input_is_valid, exact but slow (an exception block per value), sees only the rest
+# PostgreSQL 15 has no pg_input_is_valid. CERTAINLY_VALID holds, per type, a regular
+# expression matching only text the type's parser certainly accepts (narrower than the
+# parser, never wider); raw.input_is_valid, exact but slow (an exception block per value),
+# sees only the rest. The expressions are plain enough to mean the same in PostgreSQL's
+# engine and in RE2 (pyarrow), where the loader screens a CSV while COPY reads it.
 _JSON_STRING = r'"[^"\\[:cntrl:]]*"'
 _JSON_NUMBER = r"-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,30})?([eE][+-]?[0-9]{1,3})?"
 _JSON_SPACE = r"[ \t\n\r]*"
@@ -57,13 +59,11 @@ _YEAR_MONTH_DAY = (
 )
 CERTAINLY_VALID = {
     "uuid": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-    "bigint": "^[+-]?[0-9]{1,18}$",
-    "double precision": (
-        "^[+-]?([0-9]{1,30}(\\.[0-9]{0,30})?|\\.[0-9]{1,30})([eE][+-]?[0-9]{1,2})?$"
-    ),
+    "bigint": "^[0-9]{1,18}$",
+    "double precision": "^-?([0-9]{1,30}(\\.[0-9]{0,30})?|\\.[0-9]{1,30})$",
     "timestamptz": (
-        f"^{_YEAR_MONTH_DAY}([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{{1,6}})?)?)?"
-        "([zZ]|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?$"
+        f"^{_YEAR_MONTH_DAY}([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{{1,6}})?)?"
+        "([zZ]|[+-](0[0-9]|1[0-4]):[0-5][0-9])?)?$"
     ),
     # a flat JSON object, or an array of strings
     "jsonb": (
@@ -74,13 +74,22 @@ CERTAINLY_VALID = {
 }
 
 
+def certainly_valid(ref: sql.Composable, sql_type: str) -> sql.Composable:
+    """SQL: true only when the (non-null) text `ref` is certainly valid input of
+    `sql_type` (false says nothing)."""
+    return sql.SQL("{} ~ {}").format(ref, sql.Literal(CERTAINLY_VALID[sql_type]))
+
+
+VOUCHED_TYPES = tuple(CERTAINLY_VALID)
+
+
 def input_is_valid(ref: sql.Composable, sql_type: str, server: Server) -> sql.Composable:
     """SQL: is the (non-null) text `ref` valid input of `sql_type`, as its input function
     reads it (pg_input_is_valid from PostgreSQL 16)."""
     if server.input_is_valid:
         return sql.SQL("pg_input_is_valid({}, {})").format(ref, sql.Literal(sql_type))
-    return sql.SQL("({r} ~ {pattern} or raw.input_is_valid({r}, {t}))").format(
-        r=ref, pattern=sql.Literal(CERTAINLY_VALID[sql_type]), t=sql.Literal(sql_type)
+    return sql.SQL("({vouched} or raw.input_is_valid({r}, {t}))").format(
+        vouched=certainly_valid(ref, sql_type), r=ref, t=sql.Literal(sql_type)
     )
 
 

@@ -27,7 +27,8 @@ run_pytest() {
 
 echo "== pytest (PostgreSQL 18, the embedded server)"
 # the embedded server is started by the tests when PGHOST is unset
-run_pytest "$@"
+status=0
+run_pytest "$@" || status=$?
 
 # the tests marked every_server (loader rules and formats, a whole build compared with 18
 # relation by relation, exports, roles) again on a throwaway PostgreSQL 15 cluster
@@ -35,12 +36,13 @@ pg15="${WAREHOUSE_TEST_PG15_BIN:-/usr/lib/postgresql/15/bin}"
 if [ $# -eq 0 ]; then
   if [ -x "$pg15/postgres" ]; then
     echo "== pytest -m every_server (PostgreSQL 15: $pg15)"
-    WAREHOUSE_TEST_SERVER_BIN="$pg15" run_pytest -m every_server
+    WAREHOUSE_TEST_SERVER_BIN="$pg15" run_pytest -m every_server || status=$?
   elif [ "${WAREHOUSE_TEST_REQUIRE_PG15:-0}" = 1 ]; then
     echo "PostgreSQL 15 is not installed at $pg15 (apt-get install postgresql-15)" >&2
-    exit 1
+    status=1
   else
     echo "== PostgreSQL 15 not installed ($pg15): the every_server tests ran on 18 only" \
       "(apt-get install postgresql-15 to run them on 15 too)"
   fi
 fi
+exit "$status"
