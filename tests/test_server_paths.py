@@ -111,3 +111,25 @@ def test_shape_tests_vouch_only_for_valid_input(fresh_database, type_name: str) 
             and not vouched] == []
     # the tricky ones include values the parser refuses: the fallback sees them
     assert any(not valid for _, _, valid in rows)
+
+
+def test_an_error_retrying_cannot_fix_says_what_to_do(fresh_database) -> None:
+    import psycopg
+
+    from loaders.load import advice, retryable
+
+    role = f"no_rights_{fresh_database.name}"[:60]
+    with fresh_database.connect(autocommit=True) as admin:
+        admin.execute(sql.SQL("create role {} login password 'a-long-password-1'").format(
+            sql.Identifier(role)))
+    try:
+        with psycopg.connect(
+            host=fresh_database.env["PGHOST"], port=fresh_database.env.get("PGPORT"),
+            dbname=fresh_database.name, user=role, password="a-long-password-1",
+        ) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege) as raised:
+            conn.execute("create schema raw")
+        assert not retryable(raised.value)
+        assert "lacks a privilege" in advice(raised.value)
+    finally:
+        with fresh_database.connect(autocommit=True) as admin:
+            admin.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
