@@ -247,7 +247,14 @@ def _copy_csv_piece(
             problem.raw_row = None  # the file's own text is read back verbatim
             part.problems.append(problem)
         part.rows_good = records - len(part.problems)
-    if part.line_based:
+    if part.line_based and screened is not None:
+        # the piece's lines are in memory: no second read of the file
+        header_lines = 1 if piece.header else 0
+        for problem in part.problems:
+            if problem.raw_row is None:
+                index = int(problem.location.split()[1]) - piece.first_line - header_lines
+                problem.raw_row = screened.line(index).decode("utf-8", "replace")
+    elif part.line_based:
         resolve_raw_lines(path, piece, part)
     return part
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 from loaders.rules import CERTAINLY_VALID
 from loaders.streams import Stream
@@ -26,7 +27,7 @@ class Screened:
 
     data: bytes
     body_start: int  # offset of the first record (after the header line, if any)
-    line_ends: list[int]
+    line_ends: Any  # numpy array of offsets
     suspects: list[int]
 
     def blanked(self, width: int) -> bytes:
@@ -35,16 +36,16 @@ class Screened:
         out = []
         start = self.body_start
         for index in self.suspects:
-            begin = self.body_start if index == 0 else self.line_ends[index - 1]
+            begin = self.body_start if index == 0 else int(self.line_ends[index - 1])
             out.append(self.data[start:begin])
             out.append(empty)
-            start = self.line_ends[index]
+            start = int(self.line_ends[index])
         out.append(self.data[start:])
         return b"".join(out)
 
     def line(self, index: int) -> bytes:
-        begin = self.body_start if index == 0 else self.line_ends[index - 1]
-        return self.data[begin:self.line_ends[index]].rstrip(b"\r\n")
+        begin = self.body_start if index == 0 else int(self.line_ends[index - 1])
+        return self.data[begin:int(self.line_ends[index])].rstrip(b"\r\n")
 
 
 def screen_piece(data: bytes, header: bool, targets: list[str], stream: Stream) -> Screened | None:
@@ -62,9 +63,9 @@ def screen_piece(data: bytes, header: bool, targets: list[str], stream: Stream) 
     }
     newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A) + 1
     body_start = int(newlines[0]) if header and len(newlines) else 0
-    line_ends = [int(end) for end in newlines if end > body_start]
+    line_ends = newlines[newlines > body_start]
     if data[-1:] not in (b"\n", b""):
-        line_ends.append(len(data))
+        line_ends = np.append(line_ends, len(data))
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
