@@ -254,6 +254,37 @@ def test_distribution(cluster: Database) -> None:
     print("reference tables:", ", ".join(REFERENCE))
 
 
+def test_bi_roles_read_the_shards(cluster: Database) -> None:
+    """Runs after the scenario above (same module). Row-level security on the Citus
+    tables (the policy without subqueries, tested on the workers, ops.bi_roles a reference
+    table): `reporting` reads every row of a distributed fact and of a reference table, an
+    organisation role (`warehouse access org`) only its organisation's."""
+    org, org_sessions = cluster.query(
+        "select org_id::text, count(*) from marts.fact_sessions group by 1 order by 2 desc limit 1"
+    )[0]
+    sessions = cluster.query("select count(*) from marts.fact_sessions")[0][0]
+    users = cluster.query("select count(*) from marts.dim_users")[0][0]
+    org_users = cluster.query(
+        "select count(*) from marts.dim_users where org_id = %s", (org,)
+    )[0][0]
+    assert org_sessions < sessions, "the data holds more than one organisation"
+    role = "citus_test_org_reader"
+    cluster.warehouse("access", "org", org, "--role", role)
+    try:
+        read = {}
+        for reader in ("reporting", role):
+            as_reader = Database({**cluster.env, "PGUSER": reader, "PGPASSWORD": ""})
+            read[reader] = (
+                as_reader.query("select count(*) from marts.fact_sessions")[0][0],
+                as_reader.query("select count(*) from marts.dim_users")[0][0],
+            )
+    finally:
+        cluster.warehouse("access", "revoke", role)
+    assert read == {"reporting": (sessions, users), role: (org_sessions, org_users)}
+    print(f"row-level security on the shards: reporting reads {sessions} sessions,"
+          f" an organisation role its {org_sessions}")
+
+
 # statements whose cost follows the facts' size by design, on one server as on the cluster
 WHOLE_BY_DESIGN = {
     "data_completeness": "counts every fact row (count(*) on each shard, in parallel)",

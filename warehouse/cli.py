@@ -378,21 +378,12 @@ def build(dbt_args: tuple[str, ...]) -> None:
     `warehouse check`; select them with `warehouse build -s tag:full_scan+` or run
     everything with `warehouse build --select fqn:*`.
 
-    A backfill (the loads the build would re-read hold more than var batch_max_share of every
-    row loaded, as on the first days of a deployment) is built with --full-refresh, which is
-    faster then (warehouse/backfill.py).
-
     A build holds the lock of `warehouse run`: while a run (or another build) is going, it
     waits for it instead of building the same relations at once."""
-    from warehouse.backfill import with_backfill_refresh
-    from warehouse.db import build_lock, connect
+    from warehouse.db import build_lock
 
     with build_lock(on_wait=_say):
-        with connect() as conn:
-            args, note = with_backfill_refresh(conn, dbt_args)
-        if note:
-            _say(note)
-        code = run_dbt(["build", *build_arguments(args)])
+        code = run_dbt(["build", *build_arguments(dbt_args)])
     sys.exit(code)
 
 

@@ -290,16 +290,12 @@ def guarded_build(dbt_args: list[str] | None = None) -> int:
     """`dbt build`; when it fails, export views it dropped on the way (dbt drops a rebuilt
     table's old copy with `cascade`, taking the views that read it) are re-created from
     their definitions saved just before, so BI and psql keep reading the previous figures."""
-    from warehouse.backfill import with_backfill_refresh
     from warehouse.db import connect
     from warehouse.dbt_runner import build_arguments, run_dbt
 
     with connect() as conn:
         save_export_views(conn)
-        args, note = with_backfill_refresh(conn, dbt_args or [])
-    if note:
-        log.info(note)
-    code = run_dbt(["build", *build_arguments(args)])
+    code = run_dbt(["build", *build_arguments(dbt_args or [])])
     if code != 0:
         with connect() as conn:
             restored = restore_export_views(conn)
