@@ -126,11 +126,18 @@
                     else
                         citus_table := false;
                     end if;
+                    -- on a Citus table the organisation lookup sits behind a CASE, so
+                    -- the workers never run it for readers of every organisation
+                    -- (Citus refuses its query there); elsewhere a plain OR
                     execute format(
-                        'create policy bi_org_rows on %I.%I for select to public using ('
-                        'not %s or %s = %s%s)',
+                        case when citus_table
+                            then 'create policy bi_org_rows on %I.%I for select to public using ('
+                                'case when %s then true else %s = %s%s end)'
+                            else 'create policy bi_org_rows on %I.%I for select to public using ('
+                                'not %s or %s = %s%s)'
+                        end,
                         rel.nspname, rel.relname,
-                        format(case when citus_table then 'pg_has_role(current_user, %L, %L)'
+                        format(case when citus_table then 'not pg_has_role(current_user, %L, %L)'
                             else '(select pg_has_role(current_user, %L, %L))' end, readers, 'member'),
                         case when rel.org_type = 'uuid' then 'org_id' else 'org_id::text' end,
                         format(case when citus_table then '%s.role_org(current_user)'
