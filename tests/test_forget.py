@@ -44,8 +44,8 @@ NEEDLES = (PLANTED_ID, PLANTED_EMAIL, PLANTED_NAME)
 RUN_TIME_COLUMNS = {"loaded_at", "built_at", "quarantined_at", "dbt_updated_at",
                     "dbt_valid_from", "dbt_valid_to", "dbt_scd_id", "_loaded_at",
                     "invocation_id", "generated_at", "exported_at"}
-BATCH_STATE_TABLES = {"int_batch_window", "int_batch_loads", "int_batch_users",
-                      "int_batch_orgs", "int_batch_attempts"}
+BATCH_STATE_TABLES = {"int_batch_published_loads", "int_batch_window", "int_batch_loads",
+                      "int_batch_users", "int_batch_orgs", "int_batch_attempts"}
 
 
 # --------------------------------------------------------------------------- files

@@ -11,14 +11,14 @@
     (macros/batch/replace_batch.sql) replaces exactly their rows. The whole model is
     recomputed instead (every row replaced, in place) on a first build or --full-refresh, when the
     model has no watermark in ops.model_watermarks yet, when the batch models were not
-    built in this invocation (e.g. `--select` of the mart alone), when the batch holds more
-    than var batch_max_share (0.2) of every row loaded (a backfill), and, for a model with
+    built in this invocation (e.g. `--select` of the mart alone), when the batch's loads hold
+    more than var batch_max_share (0.2) of every row loaded (a backfill), and, for a model with
     config as_of_relative=true, when as_of differs from its last build's.
 -#}
 
 {#- The batch models every entity-incremental build needs, built in this invocation. -#}
 {% macro batch_models() -%}
-    {{- return(['int_batch_window', 'int_batch_loads', 'int_batch_users', 'int_batch_orgs', 'int_batch_attempts']) -}}
+    {{- return(['int_batch_published_loads', 'int_batch_window', 'int_batch_loads', 'int_batch_users', 'int_batch_orgs', 'int_batch_attempts']) -}}
 {%- endmacro %}
 
 {#- True when this build of the current model recomputes only the batch's entities. -#}
@@ -27,7 +27,8 @@
         {{- return(false) -}}
     {%- endif -%}
     {%- set watermarks = source('ops', 'model_watermarks') -%}
-    {%- set batch_window = ref('int_batch_window') -%}
+    {%- set batch_loads = ref('int_batch_loads') -%}
+    {%- set published = ref('int_batch_published_loads') -%}
     {#- --full-refresh: the marts keep their tables (full_refresh: false) and are recomputed whole -#}
     {%- if not execute or this is none or not is_incremental() or flags.FULL_REFRESH -%}
         {{- return(false) -}}
@@ -40,9 +41,11 @@
     {#- a batch holding most of the data (a backfill) is recomputed whole: one pass over
         everything is cheaper than probing most entities one by one -#}
     {%- set found = run_query(
-        "select count(*) from " ~ watermarks ~ " as mark, " ~ batch_window ~ " as batch_window"
+        "select count(*) from " ~ watermarks ~ " as mark"
         ~ " where mark.model = '" ~ this.identifier ~ "'"
-        ~ " and batch_window.loaded_share <= " ~ var('batch_max_share', 0.2)
+        ~ " and (select coalesce(sum(batch.rows_loaded), 0) from " ~ batch_loads ~ " as batch)"
+        ~ " <= " ~ var('batch_max_share', 0.2)
+        ~ " * (select coalesce(sum(published.rows_loaded), 0) from " ~ published ~ " as published)"
         ~ (" and mark.as_of = " ~ as_of_date() if config.get('as_of_relative') else "")
     ) -%}
     {{- return(found.columns[0].values()[0] > 0) -}}

@@ -14,14 +14,20 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The loads an incremental model (re)reads: every load of the stream that finished after
-    the newest load the model already holds (its highest _load_id) finished, minus
-    var('lookback_days') days; with lookback_days = 0, only loads newer than what it holds.
-    load_ids are drawn when a load starts but loads commit in their own order, so a file
-    whose load started earlier can become visible later than a newer one; the lookback
-    re-reads such late files. On a first build or --full-refresh the caller reads everything.
-    Returns the load_ids, for `_load_id in (...)`. The model's highest _load_id
-    is read through its _load_id index on the big facts. -#}
+{#- The loads an incremental model (re)reads. The window: every load of the stream published
+    after the newest load the model already holds (its highest _load_id) was published,
+    minus var('lookback_days') days (load ids are drawn when a load starts but loads commit
+    in their own order, so a file whose load started earlier can become visible later than a
+    newer one). Inside the window the model reads from the earliest load it has not taken
+    yet (ops.model_loads) onwards: nothing when it has taken them all, only the new loads
+    when they are newer than everything taken, and, when a late file turns up, that file and
+    every load after it, which the late file's rows can change (an event's first delivery
+    wins). So re-reading the lookback costs nothing when nothing is late. The loads come
+    from this build's snapshot of the ledger (int_batch_published_loads, so that what the
+    post-hook record_loads_taken records was visible before the model read); when that
+    snapshot is from another invocation (`--select` of the model alone) every load of the
+    window is read and nothing is recorded. On a first build or --full-refresh the caller
+    reads everything. Returns the load_ids, for `_load_id in (...)`. -#}
 {% macro star_recent_loads(stream, watermark_relation=none) -%}
     {#- At run time the ids are inlined as constants, so PostgreSQL skips the tables of
         older big files (each carries `check (_load_id = N)`) instead of scanning them. -#}
@@ -52,23 +58,54 @@
 
 {% macro star_recent_loads_query(stream, watermark_relation=none) -%}
     {%- set watermark_relation = watermark_relation or this -%}
-    {{ loads_after_watermark_query(
-        stream,
-        "select max(held.loaded_at) from " ~ ref('stg_load_ledger') ~ " as held"
-        ~ " where held.load_id = (select max(watermark._load_id) from " ~ watermark_relation ~ " as watermark)",
-        ref('stg_load_ledger'),
-    ) }}
-{%- endmacro %}
+    {%- set ledger = ref('stg_load_ledger') -%}
+    {%- set published = ref('int_batch_published_loads') -%}
+    {%- set model_name = this.identifier if this is not none else '' -%}
+    with window_start as (
+        select coalesce((
+            select max(held.loaded_at) from {{ ledger }} as held
+            where held.load_id = (select max(watermark._load_id) from {{ watermark_relation }} as watermark)
+        ), '-infinity'::timestamptz) - interval '{{ var("lookback_days") | int }} days' as loaded_after
+    ),
 
-{#- The loads of `stream` published after the watermark (a query for a loaded_at; none =
-    every load) minus var('lookback_days') days. -#}
-{% macro loads_after_watermark_query(stream, watermark_loaded_at, ledger) -%}
+    snapshot_is_current as (
+        select exists (
+            select from {{ published }} as published
+            where published.invocation_id = '{{ invocation_id }}'
+        ) as is_current
+    ),
+
+    in_window as (
+        select
+            published.load_id,
+            not exists (
+                select from {{ source('ops', 'model_loads') }} as taken
+                where
+                    taken.model = '{{ model_name }}'
+                    and taken.load_id = published.load_id
+                    and taken.loaded_at = published.loaded_at
+            ) as is_new
+        from {{ published }} as published
+        cross join window_start
+        where
+            published.invocation_id = '{{ invocation_id }}'
+            and published.stream = '{{ stream }}'
+            and published.loaded_at > window_start.loaded_after
+    )
+
+    select in_window.load_id
+    from in_window
+    where in_window.load_id >= (select min(untaken.load_id) from in_window as untaken where untaken.is_new)
+    union all
     select ledger.load_id
     from {{ ledger }} as ledger
+    cross join window_start
+    cross join snapshot_is_current
     where
-        ledger.stream = '{{ stream }}'
-        and ledger.loaded_at > coalesce(({{ watermark_loaded_at }}), '-infinity'::timestamptz)
-        - interval '{{ var("lookback_days") | int }} days'
+        not snapshot_is_current.is_current
+        and ledger.stream = '{{ stream }}'
+        and ledger.loaded_at > window_start.loaded_after
+    order by load_id
 {%- endmacro %}
 
 {#- The record id of a versioned stream (newest version wins), from the source's meta

@@ -11,6 +11,7 @@
     ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
+-- depends_on: {{ ref('int_batch_published_loads') }}
 -- KPI events counted per org, attempt and event type (every event of fact_kpi_events,
 -- whether or not its attempt is known), with the open questions among question_asked
 -- events (event_value kind = 'open'). The per-attempt and weekly KPI marts read this.

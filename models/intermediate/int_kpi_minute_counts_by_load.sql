@@ -11,6 +11,7 @@
     ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
+-- depends_on: {{ ref('int_batch_published_loads') }}
 -- KPI events per org, load, event type and minute into the attempt (floor(timestamp_ms /
 -- 60000), an integer division since timestamp_ms >= 0). Loads never change once loaded,
 -- so each build only counts the event loads since the watermark (minus the lookback) and

@@ -10,6 +10,7 @@
     ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
+-- depends_on: {{ ref('int_batch_published_loads') }}
 -- The KPI events the marts should hold, counted per load, org and user so a build reads
 -- only the new loads, not the whole event history: a delivered event counts for the load
 -- whose delivery is the one the marts keep (an event's first delivery wins), i.e. a row

@@ -21,6 +21,7 @@
     ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
+-- depends_on: {{ ref('int_batch_published_loads') }}
 -- depends_on: {{ ref('stg_kpi_events') }}
 -- depends_on: {{ ref('stg_kpi_event_deliveries') }}
 -- KPI events (the first loaded row of each event_id), with occurred_at resolved: as

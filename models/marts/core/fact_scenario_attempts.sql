@@ -20,6 +20,7 @@
     ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
+-- depends_on: {{ ref('int_batch_published_loads') }}
 -- Completed scenario attempts (the winning version of each attempt whose status is
 -- 'completed'). Incremental: re-reads the attempt loads since the watermark (minus the
 -- lookback) and upserts them on (org_id, attempt_id); the pre-hook first removes attempts

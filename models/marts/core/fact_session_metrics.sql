@@ -17,6 +17,7 @@
     ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
+-- depends_on: {{ ref('int_batch_published_loads') }}
 -- depends_on: {{ ref('fact_sessions') }}
 -- Upserted at session grain: the pre-hook deletes every metric row of the sessions the
 -- batch re-reads (the same sessions, through the same loads), so the batch is appended;

@@ -19,6 +19,7 @@
     ]) }}"],
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
+-- depends_on: {{ ref('int_batch_published_loads') }}
 -- Practice sessions (the winning version of each session), with scores, the six voice
 -- metrics and the JSON lists. Incremental on (org_id, session_id) from the session loads
 -- since the watermark minus the lookback.

@@ -9,6 +9,9 @@
 -- and KPI events in staging; 100 when nothing is expected); metric_coverage_pct = 100 ×
 -- voice-metric values present / (sessions × metrics in metric_definitions), null without
 -- sessions.
+-- Every count is of the user's rows under the user's org (joined on org_id and user_id,
+-- the star's key): a record delivered under another org belongs to that org, and a build
+-- that recomputes only the touched (org, user) pairs gives the same figures as a whole one.
 -- The per-user aggregates are materialized: each is computed once and then joined, where
 -- an inlined aggregate could be re-run once per user inside a nested loop (seen: 60 users
 -- x 60 k events = 0.8 s instead of 20 ms).
@@ -27,55 +30,60 @@ metric_count as (
 
 user_sessions as materialized (
     select
+        org_id,
         user_id,
         count(*) as sessions,
         min(started_at) as first_at,
         max(started_at) as last_at
     from {{ ref('fact_sessions') }}
     where {{ batch_filter }}
-    group by user_id
+    group by org_id, user_id
 ),
 
 user_attempts as materialized (
     select
+        org_id,
         user_id,
         count(*) as attempts,
         min(started_at) as first_at,
         max(started_at) as last_at
     from {{ ref('fact_scenario_attempts') }}
     where {{ batch_filter }}
-    group by user_id
+    group by org_id, user_id
 ),
 
 user_events as materialized (
     select
+        org_id,
         user_id,
         count(*) as kpi_events,
         min(occurred_at) as first_at,
         max(occurred_at) as last_at
     from {{ ref('fact_kpi_events') }}
     where {{ batch_filter }}
-    group by user_id
+    group by org_id, user_id
 ),
 
 user_metric_values as materialized (
     select
+        org_id,
         user_id,
         count(*) as metric_values
     from {{ ref('fact_session_metrics') }}
     where {{ batch_filter }}
-    group by user_id
+    group by org_id, user_id
 ),
 
 expected_records as materialized (
     select
+        org_id,
         user_id,
         sum(records_expected) as records_expected
     from {{ ref('int_quality_expected_records') }}
     where
         {{ batch_filter }}
         and stream in ('attempts', 'sessions', 'kpi_events')
-    group by user_id
+    group by org_id, user_id
 ),
 
 combined as (
@@ -92,11 +100,16 @@ combined as (
         metric_count.metrics
     from users
     cross join metric_count
-    left join user_sessions on users.user_id = user_sessions.user_id
-    left join user_attempts on users.user_id = user_attempts.user_id
-    left join user_events on users.user_id = user_events.user_id
-    left join user_metric_values on users.user_id = user_metric_values.user_id
-    left join expected_records on users.user_id = expected_records.user_id
+    left join user_sessions
+        on users.org_id = user_sessions.org_id and users.user_id = user_sessions.user_id
+    left join user_attempts
+        on users.org_id = user_attempts.org_id and users.user_id = user_attempts.user_id
+    left join user_events
+        on users.org_id = user_events.org_id and users.user_id = user_events.user_id
+    left join user_metric_values
+        on users.org_id = user_metric_values.org_id and users.user_id = user_metric_values.user_id
+    left join expected_records
+        on users.org_id = expected_records.org_id and users.user_id = expected_records.user_id
 )
 
 select
