@@ -38,22 +38,12 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from warehouse.db import ensure_env  # noqa: E402
+from warehouse.db import conninfo_env, ensure_env  # noqa: E402
 from warehouse.generate import generate  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SCHEMAS = ("raw", "raw_landing", "staging", "snapshots", "intermediate", "marts", "exports", "ops")
 SINGLE_DATABASE = "bench_citus_single"
-
-
-def _conninfo_env(conninfo: str) -> dict[str, str]:
-    names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "dbname": "PGDATABASE",
-             "password": "PGPASSWORD", "sslmode": "PGSSLMODE"}
-    env = {"PGSSLMODE": "disable"}
-    for part in conninfo.split():
-        key, _, value = part.partition("=")
-        env[names[key]] = value
-    return env
 
 
 def _connect(env: dict[str, str], **kwargs) -> psycopg.Connection:
@@ -143,7 +133,7 @@ def main() -> None:
         admin.execute(f"drop database if exists {SINGLE_DATABASE} with (force)")
         admin.execute(f"create database {SINGLE_DATABASE}")
     single_env["PGDATABASE"] = SINGLE_DATABASE
-    citus_env = _conninfo_env(args.citus)
+    citus_env = conninfo_env(args.citus)
 
     data = args.data / f"scale{args.scale:g}"
     if not (data / "manifest.json").exists():

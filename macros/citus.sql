@@ -135,22 +135,35 @@
         {%- set distribution = node.config.meta.distribution -%}
         {%- set exists = run_query("select to_regclass('" ~ relation ~ "') is not null").columns[0].values()[0] -%}
         {%- if exists -%}
+            {#- the foreign keys from and to the table go first (distributing refuses them;
+                the next build's run-end declares them again, matching the new keys) -#}
+            {%- set drop_keys -%}
+                do $fkeys$
+                declare
+                    found record;
+                begin
+                    if exists (select from pg_dist_partition where logicalrelid = '{{ relation }}'::regclass) then
+                        return;
+                    end if;
+                    for found in
+                        select conrelid::regclass as owner, conname from pg_constraint
+                        where contype = 'f' and (conrelid = '{{ relation }}'::regclass or confrelid = '{{ relation }}'::regclass)
+                    loop
+                        execute format('alter table %s drop constraint %I', found.owner, found.conname);
+                    end loop;
+                end
+                $fkeys$
+            {%- endset -%}
+            {%- do statements.append(drop_keys) -%}
             {%- if distribution != 'reference' -%}
                 {%- set pkey -%}
                     do $pkey$
                     declare
-                        found record;
                         key_columns text;
                     begin
                         if exists (select from pg_dist_partition where logicalrelid = '{{ relation }}'::regclass) then
                             return;
                         end if;
-                        for found in
-                            select conrelid::regclass as owner, conname from pg_constraint
-                            where contype = 'f' and (conrelid = '{{ relation }}'::regclass or confrelid = '{{ relation }}'::regclass)
-                        loop
-                            execute format('alter table %s drop constraint %I', found.owner, found.conname);
-                        end loop;
                         select string_agg(quote_ident(attname), ', ' order by position)
                         into key_columns
                         from (
@@ -176,25 +189,6 @@
                     $pkey$
                 {%- endset -%}
                 {%- do statements.append(pkey) -%}
-            {%- else -%}
-                {%- set drop_keys -%}
-                    do $fkeys$
-                    declare
-                        found record;
-                    begin
-                        if exists (select from pg_dist_partition where logicalrelid = '{{ relation }}'::regclass) then
-                            return;
-                        end if;
-                        for found in
-                            select conrelid::regclass as owner, conname from pg_constraint
-                            where contype = 'f' and (conrelid = '{{ relation }}'::regclass or confrelid = '{{ relation }}'::regclass)
-                        loop
-                            execute format('alter table %s drop constraint %I', found.owner, found.conname);
-                        end loop;
-                    end
-                    $fkeys$
-                {%- endset -%}
-                {%- do statements.append(drop_keys) -%}
             {%- endif -%}
             {%- do statements.append(citus_distribute_sql(relation, distribution)) -%}
         {%- endif -%}

@@ -35,6 +35,8 @@ import pytest
 from conftest import AS_OF, ROOT, Database
 from test_full_refresh import make_batches
 
+from warehouse.db import conninfo_env
+
 CLUSTER_SCRIPT = ROOT.parent / "shared" / "citus" / "cluster.sh"
 WAREHOUSE_SCHEMAS = (
     "raw", "raw_landing", "staging", "snapshots", "intermediate", "marts", "exports", "ops",
@@ -52,22 +54,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _settings(conninfo: str) -> dict[str, str]:
-    names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "dbname": "PGDATABASE",
-             "password": "PGPASSWORD", "sslmode": "PGSSLMODE"}
-    env = {"PGSSLMODE": "disable"}
-    for part in conninfo.split():
-        key, _, value = part.partition("=")
-        env[names[key]] = value
-    return env
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Database]:
     """The coordinator's database, emptied of the warehouse's schemas."""
     started = None
     if os.environ.get("WAREHOUSE_TEST_CITUS"):
-        env = _settings(os.environ["WAREHOUSE_TEST_CITUS"])
+        env = conninfo_env(os.environ["WAREHOUSE_TEST_CITUS"])
     else:
         folder = Path("/tmp") / f"warehouse-citus-{os.getpid()}"
         script_env = {**os.environ, "CITUS_PORT": os.environ.get("CITUS_TEST_PORT", "9720")}

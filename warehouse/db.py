@@ -50,6 +50,23 @@ def ensure_env(user: str | None = None) -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key.startswith("PG")}
 
 
+# libpq connection keywords and the PG* variables that carry them
+_CONNINFO_VARIABLES = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER",
+                       "dbname": "PGDATABASE", "password": "PGPASSWORD", "sslmode": "PGSSLMODE"}
+
+
+def conninfo_env(conninfo: str) -> dict[str, str]:
+    """The PG* settings of a libpq connection string (`host=... port=... dbname=...`), e.g.
+    a Citus coordinator's given to the benchmark or the tests; sslmode disable unless it
+    says otherwise."""
+    env = {"PGSSLMODE": "disable"}
+    for key, value in psycopg.conninfo.conninfo_to_dict(conninfo).items():
+        if key not in _CONNINFO_VARIABLES:
+            raise ValueError(f"connection setting {key!r} is not supported here")
+        env[_CONNINFO_VARIABLES[key]] = str(value)
+    return env
+
+
 def connect(autocommit: bool = False, application_name: str = "warehouse") -> psycopg.Connection:
     ensure_env()
     conn = psycopg.connect(autocommit=autocommit, application_name=application_name)

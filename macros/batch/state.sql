@@ -106,7 +106,7 @@
     where
         published.invocation_id = '{{ invocation_id }}'
         and not exists (
-            select from {{ state_schema() }}.model_loads as held
+            select 1 from {{ state_schema() }}.model_loads as held
             where
                 held.model = '{{ this.identifier }}'
                 and held.load_id = published.load_id

@@ -56,6 +56,8 @@
     ))
 {%- endmacro %}
 
+{#- (`select 1` in the exists tests: Citus plans this query with the fact's watermark as an
+    intermediate result and refuses a subquery of no columns.) -#}
 {% macro star_recent_loads_query(stream, watermark_relation=none) -%}
     {%- set watermark_relation = watermark_relation or this -%}
     {%- set ledger = ref('stg_load_ledger') -%}
@@ -70,7 +72,7 @@
 
     snapshot_is_current as (
         select exists (
-            select from {{ published }} as published
+            select 1 from {{ published }} as published
             where published.invocation_id = '{{ invocation_id }}'
         ) as is_current
     ),
@@ -79,7 +81,7 @@
         select
             published.load_id,
             not exists (
-                select from {{ source('ops', 'model_loads') }} as taken
+                select 1 from {{ source('ops', 'model_loads') }} as taken
                 where
                     taken.model = '{{ model_name }}'
                     and taken.load_id = published.load_id

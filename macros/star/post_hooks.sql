@@ -25,6 +25,12 @@
     statistics to autovacuum (which analyzes once a table changed by 10%) instead of
     sampling millions of rows again, and taking the lock autovacuum holds. -#}
 {% macro star_analyze() -%}
+    {#- On a distributed warehouse the coordinator holds no statistics of a Citus table
+        (they live on the shards, kept by the workers' autovacuum): the pg_stats test
+        below would analyze it on every build, so only a table built from scratch is. -#}
+    {%- if is_incremental() and not flags.FULL_REFRESH and citus_distribution() and warehouse_distributed() -%}
+        {{- return('') -}}
+    {%- endif -%}
     do $analyze$
     begin
         if not exists (

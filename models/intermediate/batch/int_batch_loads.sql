@@ -16,11 +16,11 @@ inner join {{ ref('int_batch_window') }} as batch_window
         published.loaded_at > batch_window.loaded_after
         and published.loaded_at <= batch_window.loaded_through
 where exists (
-    select from {{ source('ops', 'model_watermarks') }} as mark
+    select 1 from {{ source('ops', 'model_watermarks') }} as mark
     where
         mark.model = any(array['{{ entity_incremental_models() | join("', '") }}'])
         and not exists (
-            select from {{ source('ops', 'model_loads') }} as taken
+            select 1 from {{ source('ops', 'model_loads') }} as taken
             where
                 taken.model = mark.model
                 and taken.load_id = published.load_id
