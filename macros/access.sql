@@ -58,11 +58,20 @@
     insert into {{ ops }}.bi_roles (role_name, org_id) values ('{{ role }}', null)
     on conflict (role_name) do nothing;
 
+    -- each organisation role's organisation, copied from ops.bi_roles by apply_access(): a
+    -- plain table on every node, because the policies of Citus tables call ops.role_org on
+    -- the workers, where Citus refuses to read one of its own tables (even a reference
+    -- table) from a query on a shard
+    create table if not exists {{ ops }}.bi_role_orgs (role_name text not null, org_id uuid not null);
+    comment on table {{ ops }}.bi_role_orgs is
+        'Each organisation role and its organisation: a copy of ops.bi_roles written by ops.apply_access(), on every node of a distributed warehouse (macros/access.sql).';
+    {{ bi_role_orgs_on_workers() }}
+
     -- the organisation of a BI role (null for reporting, or for a role this database does
     -- not know: such a role sees no row)
     create or replace function {{ ops }}.role_org(role_name text) returns uuid
     language sql stable security definer set search_path = pg_catalog
-    as $fn$ select org_id from {{ ops }}.bi_roles where bi_roles.role_name = $1 $fn$;
+    as $fn$ select org_id from {{ ops }}.bi_role_orgs where bi_role_orgs.role_name = $1 $fn$;
 
     create or replace function {{ ops }}.apply_access() returns void
     language plpgsql set search_path = pg_catalog
@@ -71,12 +80,39 @@
         bi record;
         rel record;
         citus_table boolean;
+        org_rows text;
+        failed text;
         readers constant text := '{{ org_readers_role() }}';
         shared constant text[] := array['{{ shared_relations() | join("', '") }}'];
     begin
         if exists (select from pg_extension where extname = 'citus') then
             -- Citus: DDL on distributed and reference tables in one transaction
             perform set_config('citus.multi_shard_modify_mode', 'sequential', true);
+        end if;
+        -- the organisation roles' organisations, where the policies read them: here, and
+        -- on every worker of a distributed warehouse (run_command_on_workers reports a
+        -- failure per node instead of raising it)
+        delete from {{ ops }}.bi_role_orgs;
+        insert into {{ ops }}.bi_role_orgs (role_name, org_id)
+        select b.role_name, b.org_id from {{ ops }}.bi_roles as b where b.org_id is not null;
+        if to_regclass('pg_catalog.pg_dist_node') is not null then
+            select string_agg(format('(%L, %L::uuid)', o.role_name, o.org_id), ', ')
+            into org_rows from {{ ops }}.bi_role_orgs as o;
+            select string_agg(format('%s:%s %s', w.nodename, w.nodeport, w.result), '; ')
+            into failed
+            from run_command_on_workers(
+                format('delete from %I.bi_role_orgs', '{{ ops }}')
+            ) as w where not w.success;
+            if failed is null and org_rows is not null then
+                select string_agg(format('%s:%s %s', w.nodename, w.nodeport, w.result), '; ')
+                into failed
+                from run_command_on_workers(
+                    format('insert into %I.bi_role_orgs (role_name, org_id) values %s', '{{ ops }}', org_rows)
+                ) as w where not w.success;
+            end if;
+            if failed is not null then
+                raise exception 'organisation roles not copied to the workers: %', failed;
+            end if;
         end if;
         execute format('grant usage on schema %I, %I to %I', '{{ marts }}', '{{ exports }}', readers);
         -- each BI role's settings in this database (ops.bi_roles is this database's), whatever
@@ -181,6 +217,32 @@
     end
     $citus$;
     {%- endif %}
+{%- endmacro %}
+
+{#- On a database with the citus extension: ops.bi_role_orgs on every worker too (a plain
+    table there, which apply_access() fills), before ops.role_org, which reads it, is
+    created and propagated to them. Nothing on a single-node warehouse. -#}
+{% macro bi_role_orgs_on_workers() -%}
+    do $workers$
+    declare
+        failed text;
+    begin
+        if to_regclass('pg_catalog.pg_dist_node') is null then
+            return;
+        end if;
+        select string_agg(format('%s:%s %s', w.nodename, w.nodeport, w.result), '; ')
+        into failed
+        -- (schema ops reaches the workers with Citus's own propagation; a worker refuses
+        -- to create it itself)
+        from run_command_on_workers(format(
+            'create table if not exists %I.bi_role_orgs (role_name text not null, org_id uuid not null)',
+            '{{ state_schema() }}'
+        )) as w where not w.success;
+        if failed is not null then
+            raise exception 'ops.bi_role_orgs not created on the workers: %', failed;
+        end if;
+    end
+    $workers$;
 {%- endmacro %}
 
 {#- Event triggers (superuser only; skipped otherwise):

@@ -248,9 +248,10 @@ def test_distribution(cluster: Database) -> None:
 
 def test_bi_roles_read_the_shards(cluster: Database) -> None:
     """Runs after the scenario above (same module). Row-level security on the Citus
-    tables (the policy without subqueries, tested on the workers, ops.bi_roles a reference
-    table): `reporting` reads every row of a distributed fact and of a reference table, an
-    organisation role (`warehouse access org`) only its organisation's."""
+    tables (the policy without subqueries, tested on the workers, where ops.role_org reads
+    the plain copy ops.bi_role_orgs that apply_access() writes on every node): `reporting`
+    reads every row of a distributed fact and of a reference table, an organisation role
+    (`warehouse access org`) only its organisation's."""
     org, org_sessions = cluster.query(
         "select org_id::text, count(*) from marts.fact_sessions group by 1 order by 2 desc limit 1"
     )[0]
@@ -260,7 +261,6 @@ def test_bi_roles_read_the_shards(cluster: Database) -> None:
         "select count(*) from marts.dim_users where org_id = %s", (org,)
     )[0][0]
     assert org_sessions < sessions, "the data holds more than one organisation"
-    import psycopg
 
     def counts(reader: str) -> tuple[int, int]:
         as_reader = Database({**cluster.env, "PGUSER": reader, "PGPASSWORD": ""})
@@ -271,19 +271,21 @@ def test_bi_roles_read_the_shards(cluster: Database) -> None:
     role = "citus_test_org_reader"
     cluster.warehouse("access", "org", org, "--role", role)
     try:
-        try:
-            read = counts(role)
-        except psycopg.errors.InternalError as error:
-            if "distributed query from a query on a shard" not in str(error):
-                raise
-            pytest.xfail(
-                "known limit (docs/scaling.md): an organisation role's policy calls "
-                "ops.role_org on the workers, which Citus refuses as a nested distributed "
-                "query; reporting reads the shards"
-            )
+        read = counts(role)
+        # the organisation's copy on each worker, which the shards' policies read
+        copies = cluster.query(
+            "select result from run_command_on_workers($$select string_agg(org_id::text, ',')"
+            " from ops.bi_role_orgs where role_name = 'citus_test_org_reader'$$)"
+        )
     finally:
         cluster.warehouse("access", "revoke", role)
     assert read == (org_sessions, org_users)
+    assert copies == [(org,), (org,)]
+    # revoked: the copies go too
+    assert cluster.query(
+        "select result from run_command_on_workers($$select count(*) from ops.bi_role_orgs"
+        " where role_name = 'citus_test_org_reader'$$)"
+    ) == [("0",), ("0",)]
     print(f"row-level security on the shards: reporting reads {sessions} sessions,"
           f" an organisation role its {org_sessions}")
 

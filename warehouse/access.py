@@ -179,5 +179,6 @@ def revoke(conn: psycopg.Connection, state: Path, role: str) -> None:
     conn.execute("select pg_terminate_backend(pid) from pg_stat_activity where usename = %s",
                  (role,))
     conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
+    conn.execute("select ops.apply_access()")
     conn.commit()
     passwords.forget_password(state, role)
