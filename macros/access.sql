@@ -90,19 +90,20 @@
             perform set_config('citus.multi_shard_modify_mode', 'sequential', true);
         end if;
         -- the organisation roles' organisations, where the policies read them: here, and
-        -- on every worker of a distributed warehouse (run_command_on_workers reports a
-        -- failure per node instead of raising it)
+        -- on every worker of a distributed warehouse (ops.citus_distribution exists;
+        -- run_command_on_workers reports a failure per node instead of raising it)
         delete from {{ ops }}.bi_role_orgs;
         insert into {{ ops }}.bi_role_orgs (role_name, org_id)
         select b.role_name, b.org_id from {{ ops }}.bi_roles as b where b.org_id is not null;
-        if to_regclass('pg_catalog.pg_dist_node') is not null then
+        if to_regclass('pg_catalog.pg_dist_node') is not null and to_regclass('{{ citus_marker() }}') is not null then
             select string_agg(format('(%L, %L::uuid)', o.role_name, o.org_id), ', ')
             into org_rows from {{ ops }}.bi_role_orgs as o;
             select string_agg(format('%s:%s %s', w.nodename, w.nodeport, w.result), '; ')
             into failed
-            from run_command_on_workers(
-                format('delete from %I.bi_role_orgs', '{{ ops }}')
-            ) as w where not w.success;
+            from run_command_on_workers(format(
+                'create table if not exists %1$I.bi_role_orgs (role_name text not null, org_id uuid not null);'
+                ' delete from %1$I.bi_role_orgs', '{{ ops }}'
+            )) as w where not w.success;
             if failed is null and org_rows is not null then
                 select string_agg(format('%s:%s %s', w.nodename, w.nodeport, w.result), '; ')
                 into failed
@@ -227,7 +228,8 @@
     declare
         failed text;
     begin
-        if to_regclass('pg_catalog.pg_dist_node') is null then
+        -- a distributed warehouse only (schema ops is on the workers once it is)
+        if to_regclass('pg_catalog.pg_dist_node') is null or to_regclass('{{ citus_marker() }}') is null then
             return;
         end if;
         select string_agg(format('%s:%s %s', w.nodename, w.nodeport, w.result), '; ')

@@ -4,6 +4,9 @@
     unique_key=['_load_id'],
     on_schema_change='fail',
     indexes=[{'columns': ['org_id', 'user_id']}],
+    pre_hook=[
+        "set local enable_nestloop = off",
+    ],
     post_hook=["{{ star_statements([
         star_primary_key(['_load_id', 'org_id', 'user_id']),
         star_analyze(),
@@ -42,6 +45,11 @@ kept as (
     {%- endif %}
 )
 
+-- (Nested loops are off for this statement: the new loads' rows are often not in the raw
+-- table's statistics yet, so the planner expects one delivery, and a nested loop then
+-- probes the fact once per delivery with the whole batch's id array as an index key,
+-- sorted again on each probe: quadratic, seen at 22,000 deliveries. Both sides are batch
+-- sized, and a hash join stays linear.)
 -- the fact holds each event id once: a left join on its key finds, for each delivery, the
 -- load the marts kept it from (or nothing when it was lost). A join, not an `in
 -- (subquery) or not exists`, so the plan stays a hash or index join whatever the batch's
