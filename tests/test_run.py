@@ -290,6 +290,10 @@ def test_kill_9_of_a_run_ends_its_dbt(run_db, site):
     (no duplicate relation from a dbt still building)."""
     before = figures(run_db)
     inbox = site / "inbox"
+    # a build with nothing new takes seconds: the test holds dim_time, so the build is
+    # caught mid-way (its rewrite of dim_time waits for the lock)
+    blocker = run_db.connect()
+    blocker.execute("lock table marts.dim_time in access exclusive mode")
     parent = subprocess.Popen(
         [str(Path(sys.executable).with_name("warehouse")), "run", "--inbox", str(inbox),
          "--no-check", "--force-build", "--vars", VARS],
@@ -297,11 +301,11 @@ def test_kill_9_of_a_run_ends_its_dbt(run_db, site):
     )
     try:
         deadline = time.monotonic() + 300
-        # dbt's models are running: one of its connections is busy in the database
+        # dbt's models are running: one of its connections waits for dim_time
         while not run_db.query(
             "select 1 from pg_stat_activity where datname = current_database()"
             " and application_name like 'dbt%%' and state = 'active'"
-            " and query ilike '%%create%%'"
+            " and wait_event_type = 'Lock'"
         ):
             assert parent.poll() is None, "the run ended before its build got going"
             assert time.monotonic() < deadline, "dbt never started building"
@@ -315,6 +319,7 @@ def test_kill_9_of_a_run_ends_its_dbt(run_db, site):
     finally:
         if parent.poll() is None:
             parent.kill()
+        blocker.close()
     deadline = time.monotonic() + 30
     while lock_held(run_db):
         assert time.monotonic() < deadline, "the lock outlived the killed run"
