@@ -249,7 +249,7 @@ attempts as (
     from {{ ref('stg_attempts') }}
     {% if star_reads_increment() -%}
         where attempt_id = any(array(
-            select events_to_resolve.attempt_id from events_to_resolve
+            select distinct events_to_resolve.attempt_id from events_to_resolve
             where events_to_resolve.delivered_occurred_at is null
         ))
     {%- endif %}
