@@ -58,6 +58,23 @@
     insert into {{ ops }}.bi_roles (role_name, org_id) values ('{{ role }}', null)
     on conflict (role_name) do nothing;
 
+    -- a command on every worker of a distributed warehouse, raising when a worker fails
+    -- (run_command_on_workers reports a failure per node instead of raising it)
+    create or replace function {{ ops }}.run_on_workers(command text, purpose text) returns void
+    language plpgsql set search_path = pg_catalog
+    as $fn$
+    declare
+        failed text;
+    begin
+        select string_agg(format('%s:%s %s', w.nodename, w.nodeport, w.result), '; ')
+        into failed
+        from run_command_on_workers(command) as w where not w.success;
+        if failed is not null then
+            raise exception '%: %', purpose, failed;
+        end if;
+    end
+    $fn$;
+
     -- each organisation role's organisation, copied from ops.bi_roles by apply_access(): a
     -- plain table on every node, because the policies of Citus tables call ops.role_org on
     -- the workers, where Citus refuses to read one of its own tables (even a reference
@@ -81,7 +98,6 @@
         rel record;
         citus_table boolean;
         org_rows text;
-        failed text;
         readers constant text := '{{ org_readers_role() }}';
         shared constant text[] := array['{{ shared_relations() | join("', '") }}'];
     begin
@@ -90,29 +106,22 @@
             perform set_config('citus.multi_shard_modify_mode', 'sequential', true);
         end if;
         -- the organisation roles' organisations, where the policies read them: here, and
-        -- on every worker of a distributed warehouse (ops.citus_distribution exists;
-        -- run_command_on_workers reports a failure per node instead of raising it)
+        -- on every worker of a distributed warehouse (ops.citus_distribution exists)
         delete from {{ ops }}.bi_role_orgs;
         insert into {{ ops }}.bi_role_orgs (role_name, org_id)
         select b.role_name, b.org_id from {{ ops }}.bi_roles as b where b.org_id is not null;
         if to_regclass('pg_catalog.pg_dist_node') is not null and to_regclass('{{ citus_marker() }}') is not null then
             select string_agg(format('(%L, %L::uuid)', o.role_name, o.org_id), ', ')
             into org_rows from {{ ops }}.bi_role_orgs as o;
-            select string_agg(format('%s:%s %s', w.nodename, w.nodeport, w.result), '; ')
-            into failed
-            from run_command_on_workers(format(
+            perform {{ ops }}.run_on_workers(format(
                 'create table if not exists %1$I.bi_role_orgs (role_name text not null, org_id uuid not null);'
                 ' delete from %1$I.bi_role_orgs', '{{ ops }}'
-            )) as w where not w.success;
-            if failed is null and org_rows is not null then
-                select string_agg(format('%s:%s %s', w.nodename, w.nodeport, w.result), '; ')
-                into failed
-                from run_command_on_workers(
-                    format('insert into %I.bi_role_orgs (role_name, org_id) values %s', '{{ ops }}', org_rows)
-                ) as w where not w.success;
-            end if;
-            if failed is not null then
-                raise exception 'organisation roles not copied to the workers: %', failed;
+            ), 'organisation roles not copied to the workers');
+            if org_rows is not null then
+                perform {{ ops }}.run_on_workers(
+                    format('insert into %I.bi_role_orgs (role_name, org_id) values %s', '{{ ops }}', org_rows),
+                    'organisation roles not copied to the workers'
+                );
             end if;
         end if;
         execute format('grant usage on schema %I, %I to %I', '{{ marts }}', '{{ exports }}', readers);
@@ -225,24 +234,16 @@
     created and propagated to them. Nothing on a single-node warehouse. -#}
 {% macro bi_role_orgs_on_workers() -%}
     do $workers$
-    declare
-        failed text;
     begin
-        -- a distributed warehouse only (schema ops is on the workers once it is)
+        -- a distributed warehouse only (schema ops is on the workers once it is: Citus's
+        -- own propagation brings it; a worker refuses to create it itself)
         if to_regclass('pg_catalog.pg_dist_node') is null or to_regclass('{{ citus_marker() }}') is null then
             return;
         end if;
-        select string_agg(format('%s:%s %s', w.nodename, w.nodeport, w.result), '; ')
-        into failed
-        -- (schema ops reaches the workers with Citus's own propagation; a worker refuses
-        -- to create it itself)
-        from run_command_on_workers(format(
+        perform {{ state_schema() }}.run_on_workers(format(
             'create table if not exists %I.bi_role_orgs (role_name text not null, org_id uuid not null)',
             '{{ state_schema() }}'
-        )) as w where not w.success;
-        if failed is not null then
-            raise exception 'ops.bi_role_orgs not created on the workers: %', failed;
-        end if;
+        ), 'ops.bi_role_orgs not created on the workers');
     end
     $workers$;
 {%- endmacro %}

@@ -135,12 +135,15 @@
         {%- set distribution = node.config.meta.distribution -%}
         {%- set exists = run_query("select to_regclass('" ~ relation ~ "') is not null").columns[0].values()[0] -%}
         {%- if exists -%}
-            {#- the foreign keys from and to the table go first (distributing refuses them;
-                the next build's run-end declares them again, matching the new keys) -#}
-            {%- set drop_keys -%}
-                do $fkeys$
+            {#- before distributing: the foreign keys from and to the table go (distributing
+                refuses them; the next build's run-end declares them again, matching the new
+                keys), and a hash-distributed table's primary key is widened to start with
+                its distribution column -#}
+            {%- set prepare -%}
+                do $prepare$
                 declare
                     found record;
+                    key_columns text;
                 begin
                     if exists (select from pg_dist_partition where logicalrelid = '{{ relation }}'::regclass) then
                         return;
@@ -151,45 +154,33 @@
                     loop
                         execute format('alter table %s drop constraint %I', found.owner, found.conname);
                     end loop;
+                    {%- if distribution != 'reference' %}
+                    select string_agg(quote_ident(attname), ', ' order by position)
+                    into key_columns
+                    from (
+                        select attribute.attname, key_column.position
+                        from pg_constraint as pk
+                        cross join unnest(pk.conkey) with ordinality as key_column (attnum, position)
+                        inner join pg_attribute as attribute
+                            on attribute.attrelid = pk.conrelid and attribute.attnum = key_column.attnum
+                        where pk.conrelid = '{{ relation }}'::regclass and pk.contype = 'p'
+                    ) as pk_columns;
+                    if key_columns is not null and key_columns !~ '(^|, ){{ distribution }}(,|$)' then
+                        execute format(
+                            'alter table {{ relation }} drop constraint %I',
+                            (select conname from pg_constraint where conrelid = '{{ relation }}'::regclass and contype = 'p')
+                        );
+                        execute 'alter table {{ relation }} add primary key ({{ distribution }}, ' || key_columns || ')';
+                        {%- if node.config.meta.key_index %}
+                        create index if not exists {{ relation.identifier }}_{{ node.config.meta.key_index | join('_') }}_idx
+                            on {{ relation }} ({{ node.config.meta.key_index | join(', ') }});
+                        {%- endif %}
+                    end if;
+                    {%- endif %}
                 end
-                $fkeys$
+                $prepare$
             {%- endset -%}
-            {%- do statements.append(drop_keys) -%}
-            {%- if distribution != 'reference' -%}
-                {%- set pkey -%}
-                    do $pkey$
-                    declare
-                        key_columns text;
-                    begin
-                        if exists (select from pg_dist_partition where logicalrelid = '{{ relation }}'::regclass) then
-                            return;
-                        end if;
-                        select string_agg(quote_ident(attname), ', ' order by position)
-                        into key_columns
-                        from (
-                            select attribute.attname, key_column.position
-                            from pg_constraint as pk
-                            cross join unnest(pk.conkey) with ordinality as key_column (attnum, position)
-                            inner join pg_attribute as attribute
-                                on attribute.attrelid = pk.conrelid and attribute.attnum = key_column.attnum
-                            where pk.conrelid = '{{ relation }}'::regclass and pk.contype = 'p'
-                        ) as pk_columns;
-                        if key_columns is not null and key_columns !~ '(^|, ){{ distribution }}(,|$)' then
-                            execute format(
-                                'alter table {{ relation }} drop constraint %I',
-                                (select conname from pg_constraint where conrelid = '{{ relation }}'::regclass and contype = 'p')
-                            );
-                            execute 'alter table {{ relation }} add primary key ({{ distribution }}, ' || key_columns || ')';
-                            {%- if node.config.meta.key_index %}
-                            create index if not exists {{ relation.identifier }}_{{ node.config.meta.key_index | join('_') }}_idx
-                                on {{ relation }} ({{ node.config.meta.key_index | join(', ') }});
-                            {%- endif %}
-                        end if;
-                    end
-                    $pkey$
-                {%- endset -%}
-                {%- do statements.append(pkey) -%}
-            {%- endif -%}
+            {%- do statements.append(prepare) -%}
             {%- do statements.append(citus_distribute_sql(relation, distribution)) -%}
         {%- endif -%}
     {%- endfor -%}

@@ -14,13 +14,14 @@
 ) }}
 -- depends_on: {{ ref('stg_load_ledger') }}
 -- depends_on: {{ ref('int_batch_published_loads') }}
+{%- set kpi_event_loads = star_recent_loads('kpi_events') if is_incremental() else 'null' %}
 -- The KPI events the marts should hold, counted per load, org and user so a build reads
 -- only the new loads, not the whole event history: a delivered event counts for the load
 -- whose delivery is the one the marts keep (an event's first delivery wins), i.e. a row
 -- is not counted when fact_kpi_events holds that event from another load (a re-delivery),
 -- and an event delivered twice in one load counts once. An event the marts lost is not
 -- found in fact_kpi_events and so counts as expected: completeness falls below 100.
-with deliveries as (
+with deliveries as materialized (
     select
         deliveries._load_id,
         deliveries.org_id,
@@ -28,12 +29,13 @@ with deliveries as (
         deliveries.event_id
     from {{ source('raw', 'kpi_events') }} as deliveries
     {% if is_incremental() -%}
-        where deliveries._load_id in ({{ star_recent_loads('kpi_events') }})
+        where deliveries._load_id in ({{ kpi_event_loads }})
     {%- endif %}
 ),
 
 -- the fact's rows of those events (incremental: filtered by the batch's event ids first,
--- so on Citus only the matching rows travel from the shards, never the whole fact)
+-- so on Citus only the matching rows travel from the shards, never the whole fact; the ids
+-- are read from the raw table, so the array every shard reads holds the ids alone)
 kept as (
     select
         kept.org_id,
@@ -41,7 +43,10 @@ kept as (
         kept._load_id
     from {{ ref('fact_kpi_events') }} as kept
     {% if is_incremental() -%}
-        where kept.id = any(array(select deliveries.event_id from deliveries))
+        where kept.id = any(array(
+            select delivered.event_id from {{ source('raw', 'kpi_events') }} as delivered
+            where delivered._load_id in ({{ kpi_event_loads }})
+        ))
     {%- endif %}
 )
 

@@ -1,6 +1,6 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='star_upsert',
     unique_key=['org_id', 'id'],
     on_schema_change='fail',
     meta={'distribution': 'org_id', 'key_index': ['id']},
@@ -13,6 +13,7 @@
     pre_hook=[
         "set local work_mem = '{{ var('star_big_work_mem', '1GB') }}'",
         "{{ star_delete_on_full_refresh() }}",
+        "{{ star_kpi_events_batch_fact_rows() }}",
     ],
     post_hook=["{{ star_statements([
         star_primary_key(['id']),
@@ -27,17 +28,21 @@
 -- KPI events (the first loaded row of each event_id), with occurred_at resolved: as
 -- delivered, else the attempt's started_at + timestamp_ms (attempt matched on org_id and
 -- attempt_id, any status), else null while the attempt is unknown.
--- Incremental (dbt's delete+insert on org_id, id): takes the events of the loads since the watermark minus the
+-- Incremental (star_upsert on org_id, id): takes the events of the loads since the watermark minus the
 -- lookback that the fact does not hold yet (an event it holds from the same or an earlier
 -- load is unchanged, so re-reading the lookback window costs one index probe per event),
 -- and re-resolves the events already in the fact whose attempt was (re)delivered in the
 -- attempt loads of the same window, so a late attempt file fills their occurred_at. Only
 -- rows whose occurred_at or occurred_at_source changes are written back.
+{#- each list once (a query of the ledger and the watermark per call); read only when
+    star_reads_increment() -#}
+{%- set kpi_event_loads = star_recent_loads('kpi_events') if star_reads_increment() else 'null' -%}
+{%- set attempt_loads = star_recent_loads('attempts') if star_reads_increment() else 'null' %}
 with
 {% if star_reads_increment() -%}
 -- the rows of the loads being re-read, deduplicated among themselves by the staging rule
 -- (star_version_rank)
-    recent_deliveries as (
+    recent_deliveries as materialized (
         select
             event_id,
             attempt_id,
@@ -53,22 +58,17 @@ with
             loaded_at,
             {{ star_version_rank('event_id', version_column=none) }} as version_rank
         from {{ ref('stg_kpi_event_deliveries') }}
-        where _load_id in ({{ star_recent_loads('kpi_events') }})
+        where _load_id in ({{ kpi_event_loads }})
     ),
 
-    -- the first load the fact holds each of those events from: the fact filtered by the
-    -- batch's event ids first (a probe of the key index per id; on Citus only these rows
-    -- travel from the shards), then joined (a correlated `not exists` is what Citus refuses)
+    -- the first load the fact holds each of those events from (fetched from the fact by
+    -- the pre-hook star_kpi_events_batch_fact_rows), joined: a correlated `not exists` is
+    -- what Citus refuses
     held as (
         select
             held.id,
-            min(held._load_id) as first_load_id
-        from {{ this }} as held
-        where
-            held.id = any(array(
-                select recent.event_id from recent_deliveries as recent where recent.version_rank = 1
-            ))
-        group by held.id
+            held.first_load_id
+        from pg_temp.fact_kpi_events_held as held
     ),
 
 {% endif -%}
@@ -120,6 +120,7 @@ new_events as (
 
 -- events already in the fact whose occurred_at came (or should come) from an attempt that
 -- was delivered again or late in the attempt loads being re-read: resolved once more
+-- (fetched from the fact by the pre-hook star_kpi_events_batch_fact_rows)
 existing_events_of_changed_attempts as (
     {% if star_reads_increment() -%}
         -- every version of those attempts, whatever its org: an attempt re-delivered under
@@ -139,20 +140,7 @@ existing_events_of_changed_attempts as (
             existing.occurred_at_source as previous_occurred_at_source,
             existing._load_id,
             existing.loaded_at
-        from {{ this }} as existing
-        where
-            existing.occurred_at_source != 'event'
-            and existing.attempt_id = any(array(
-                select delivered.attempt_id from {{ source('raw', 'attempts') }} as delivered
-                where delivered._load_id in ({{ star_recent_loads('attempts') }})
-            ))
-            and existing.org_id = any(array(
-                select versions.org_id from {{ source('raw', 'attempts') }} as versions
-                where versions.attempt_id = any(array(
-                    select delivered.attempt_id from {{ source('raw', 'attempts') }} as delivered
-                    where delivered._load_id in ({{ star_recent_loads('attempts') }})
-                ))
-            ))
+        from pg_temp.fact_kpi_events_of_changed_attempts as existing
     {%- else -%}
         -- a first build or a full refresh resolves every event in new_events: none here
         select
@@ -240,8 +228,13 @@ events_to_resolve as (
 
 -- the attempts that give the events without a delivered occurred_at their time; an
 -- incremental build ranks the versions of those attempts only (the filter pushes into
--- stg_attempts' DISTINCT ON), not of every attempt
-attempts as (
+-- stg_attempts' DISTINCT ON), not of every attempt: the attempts of the events delivered
+-- without a time in the loads being re-read, and the attempts delivered in the attempt
+-- loads being re-read (those of existing_events_of_changed_attempts). The list is read from
+-- the raw tables alone, not from events_to_resolve: Citus then plans this CTE whole, as one
+-- small intermediate result, where a filter on a distributed result had stg_attempts
+-- shipped whole to the coordinator and filtered there.
+attempts as materialized (
     select
         attempt_id,
         org_id,
@@ -249,8 +242,13 @@ attempts as (
     from {{ ref('stg_attempts') }}
     {% if star_reads_increment() -%}
         where attempt_id = any(array(
-            select distinct events_to_resolve.attempt_id from events_to_resolve
-            where events_to_resolve.delivered_occurred_at is null
+            select delivered.attempt_id from {{ source('raw', 'kpi_events') }} as delivered
+            where
+                delivered.occurred_at is null
+                and delivered._load_id in ({{ kpi_event_loads }})
+            union
+            select delivered.attempt_id from {{ source('raw', 'attempts') }} as delivered
+            where delivered._load_id in ({{ attempt_loads }})
         ))
     {%- endif %}
 ),

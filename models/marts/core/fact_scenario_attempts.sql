@@ -1,7 +1,7 @@
 {#- _load_id index: the watermark (highest _load_id held) in one index probe -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy='star_upsert',
     unique_key=['org_id', 'attempt_id'],
     on_schema_change='fail',
     meta={'distribution': 'org_id', 'key_index': ['attempt_id']},
