@@ -7,7 +7,8 @@
     whole, with its filter, as one small intermediate result sent to the shards; the same
     view joined directly in the DELETE's USING was shipped whole (161 MB of ranked
     sessions at 10 M events, 24 s) with the filter applied on every shard. On one server the
-    CTE is inlined and the plan is the same as a plain join. -#}
+    materialized CTE holds the few re-delivered records and the delete probes the fact by
+    key. -#}
 
 {#- DELETE of the fact rows whose record was re-delivered in the loads being re-read and
     whose current version (in `current_version`, with the columns `columns`) meets
@@ -29,8 +30,6 @@
         {%- endif %}
     {%- endif -%}
 {%- endmacro %}
-
-
 
 {#- fact_scenario_attempts: attempts whose current version is no longer completed, or now
     belongs to another org. -#}
