@@ -32,3 +32,139 @@
         ) with ordinality as list_item (item, position)
     )
 {%- endmacro %}
+
+{#- exports.user_profile_json: the columns of the document's user (dim_users), of one
+    session (a row of exports.sessions, shared through int_export_sessions) and of one
+    coaching event (a feedback_given or recommendation_made row of exports.kpi_events). -#}
+{% macro user_profile_user_columns() -%}
+    {{- return([
+        'user_id', 'org_id', 'name', 'email', 'role', 'team', 'manager_id', 'timezone',
+        'created_at',
+    ]) -}}
+{%- endmacro %}
+
+{% macro user_profile_session_columns() -%}
+    {{- return([
+        'session_id', 'user_id', 'attempt_id', 'session_type', 'started_at', 'date_key',
+        'duration_ms', 'words_spoken', 'score', 'pronunciation_score', 'fluency_score',
+        'grammar_score', 'pace_wpm', 'pitch_hz', 'volume_db', 'pauses_per_min', 'clarity',
+        'confidence', 'topics', 'vocabulary_learned', 'areas_to_improve',
+    ]) -}}
+{%- endmacro %}
+
+{% macro user_profile_coaching_event_columns() -%}
+    {{- return([
+        'event_id', 'user_id', 'attempt_id', 'session_id', 'event_type', 'event_value',
+        'timestamp_ms', 'occurred_at',
+    ]) -}}
+{%- endmacro %}
+
+{#- A user's sessions as one JSON array (null when none), in start order. -#}
+{% macro user_profile_sessions_document(sessions) -%}
+    jsonb_agg(
+        to_jsonb({{ sessions }}) - 'user_id' order by {{ sessions }}.started_at, {{ sessions }}.session_id
+    )
+{%- endmacro %}
+
+{#- A user's coaching events of one type as one JSON array ('[]' when none), in time order. -#}
+{% macro user_profile_coaching_history(events, event_type) -%}
+    coalesce(
+        jsonb_agg(
+            to_jsonb({{ events }}) - 'user_id' - 'event_type'
+            order by {{ events }}.occurred_at, {{ events }}.event_id
+        ) filter (where {{ events }}.event_type = '{{ event_type }}'),
+        '[]'::jsonb
+    )
+{%- endmacro %}
+
+{#- Pre-hook of exports.user_profile_json on a distributed (Citus) warehouse: the functions
+    through which the view reads its Citus tables. Why: Citus plans every subquery on a
+    Citus table of a query that also reads coordinator tables (the analytics marts) as an
+    intermediate result, computed before the first row even under dbt's contract check
+    (`where false`); set-based, every user's sessions and coaching events went that way,
+    beyond Citus's 1 GB limit at 10 M events. Behind plpgsql functions (never inlined) the
+    view is a plain PostgreSQL query on the coordinator: the people are read once, with the
+    organisations each user has sessions and events in (one distinct pass per fact, pushed
+    down to the shards); each user's sessions and coaching history are read only for the
+    rows read, from the shards of those organisations alone (custom plans, so Citus prunes
+    by the values). Security invoker like the views: the reader's row-level security holds. -#}
+{% macro user_profile_per_user_functions(users_relation, user_summary_view, sessions_view, kpi_events_view, sessions_fact, kpi_events_fact) -%}
+    {%- if warehouse_distributed() -%}
+    create or replace function {{ this.schema }}.user_profile_people()
+    returns table (
+        user_id text, org_id uuid, user_document jsonb, summary_document jsonb,
+        session_orgs uuid[], event_orgs uuid[]
+    )
+    language plpgsql stable
+    as $fn$
+    #variable_conflict use_column
+    begin
+        return query
+        select
+            users.user_id,
+            users.org_id,
+            to_jsonb(users),
+            to_jsonb(summary),
+            session_orgs.orgs,
+            event_orgs.orgs
+        from (
+            select {{ user_profile_user_columns() | join(', ') }}
+            from {{ users_relation }}
+        ) as users
+        left join {{ user_summary_view }} as summary on users.user_id = summary.user_id
+        left join (
+            select pairs.user_id, array_agg(pairs.org_id) as orgs
+            from (select distinct org_id, user_id from {{ sessions_fact }}) as pairs
+            group by pairs.user_id
+        ) as session_orgs on users.user_id = session_orgs.user_id
+        left join (
+            select pairs.user_id, array_agg(pairs.org_id) as orgs
+            from (select distinct org_id, user_id from {{ kpi_events_fact }}) as pairs
+            group by pairs.user_id
+        ) as event_orgs on users.user_id = event_orgs.user_id;
+    end
+    $fn$;
+    comment on function {{ this.schema }}.user_profile_people() is
+        'exports.user_profile_json on a distributed warehouse: every user (dim_users) with the document''s user object and summary (the user''s exports.user_summary row), and the organisations holding the user''s sessions and KPI events.';
+    create or replace function {{ this.schema }}.user_profile_sessions(profile_user_id text, profile_orgs uuid[])
+    returns jsonb
+    language plpgsql stable
+    set plan_cache_mode = force_custom_plan
+    as $fn$
+    begin
+        return (
+            select {{ user_profile_sessions_document('sessions') }}
+            from (
+                select {{ user_profile_session_columns() | join(', ') }}
+                from {{ sessions_view }}
+                where org_id = any(profile_orgs) and user_id = profile_user_id
+            ) as sessions
+        );
+    end
+    $fn$;
+    comment on function {{ this.schema }}.user_profile_sessions(text, uuid[]) is
+        'exports.user_profile_json on a distributed warehouse: one user''s sessions (rows of exports.sessions, in the given organisations) as its document''s sessions array; null when none.';
+    create or replace function {{ this.schema }}.user_profile_coaching_history(profile_user_id text, profile_orgs uuid[])
+    returns table (feedback jsonb, recommendations jsonb)
+    language plpgsql stable
+    set plan_cache_mode = force_custom_plan
+    as $fn$
+    begin
+        return query
+        select
+            {{ user_profile_coaching_history('coaching_events', 'feedback_given') }},
+            {{ user_profile_coaching_history('coaching_events', 'recommendation_made') }}
+        from (
+            select {{ user_profile_coaching_event_columns() | join(', ') }}
+            from {{ kpi_events_view }}
+            where
+                org_id = any(profile_orgs)
+                and user_id = profile_user_id
+                and event_type in ('feedback_given', 'recommendation_made')
+        ) as coaching_events;
+    end
+    $fn$;
+    comment on function {{ this.schema }}.user_profile_coaching_history(text, uuid[]) is
+        'exports.user_profile_json on a distributed warehouse: one user''s feedback_given and recommendation_made events (rows of exports.kpi_events, in the given organisations) as its document''s two history arrays; [] when none.';
+    {%- endif -%}
+{%- endmacro %}

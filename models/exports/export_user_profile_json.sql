@@ -1,113 +1,26 @@
-{{ config(alias='user_profile_json') }}
+{{ config(
+    alias='user_profile_json',
+    pre_hook="{{ user_profile_per_user_functions(
+        ref('dim_users'), ref('export_user_summary'), ref('export_sessions'), ref('export_kpi_events'),
+        ref('fact_sessions'), ref('fact_kpi_events'),
+    ) }}",
+) }}
 -- The full per-user export document: one row per user (dim_users) with a JSON object
 -- assembled from the very relations the flat views and the analytics marts publish, so
 -- every figure equals its flat counterpart: summary = the user's exports.user_summary row,
 -- sessions = their exports.sessions rows, history events = their exports.kpi_events rows,
 -- and one section per analytics mart (rows as stored, user_id left out).
-with users as (
-    select
-        user_id,
-        org_id,
-        name,
-        email,
-        role,
-        team,
-        manager_id,
-        timezone,
-        created_at
-    from {{ ref('dim_users') }}
-),
-
-summary as (
-    select
-        user_id,
-        org_id,
-        user_name,
-        role,
-        team,
-        timezone,
-        total_attempts,
-        avg_attempt_score,
-        total_sessions,
-        total_practice_minutes,
-        first_session_at,
-        last_session_at,
-        active_days,
-        sessions_per_week,
-        avg_days_between_sessions,
-        longest_streak_days,
-        current_streak_days,
-        preferred_day_of_week,
-        preferred_hour_of_day,
-        overall_consistency_score,
-        pace_mean,
-        pace_p50,
-        pace_slope_per_week,
-        pace_trend_direction,
-        pitch_mean,
-        pitch_p50,
-        pitch_slope_per_week,
-        pitch_trend_direction,
-        volume_mean,
-        volume_p50,
-        volume_slope_per_week,
-        volume_trend_direction,
-        pauses_mean,
-        pauses_p50,
-        pauses_slope_per_week,
-        pauses_trend_direction,
-        clarity_mean,
-        clarity_p50,
-        clarity_slope_per_week,
-        clarity_trend_direction,
-        confidence_mean,
-        confidence_p50,
-        confidence_slope_per_week,
-        confidence_trend_direction,
-        first_data_date,
-        last_data_date,
-        data_points,
-        completeness_pct
-    from {{ ref('int_export_user_summary') }}
-),
-
-sessions as (
-    select
-        session_id,
-        user_id,
-        attempt_id,
-        session_type,
-        started_at,
-        date_key,
-        duration_ms,
-        words_spoken,
-        score,
-        pronunciation_score,
-        fluency_score,
-        grammar_score,
-        pace_wpm,
-        pitch_hz,
-        volume_db,
-        pauses_per_min,
-        clarity,
-        confidence,
-        topics,
-        vocabulary_learned,
-        areas_to_improve
-    from {{ ref('int_export_sessions') }}
-),
-
-session_documents as (
-    select
-        sessions.user_id,
-        jsonb_agg(
-            to_jsonb(sessions) - 'user_id' order by sessions.started_at, sessions.session_id
-        ) as document
-    from sessions
-    group by sessions.user_id
-),
-
-statistics as (
+-- On a distributed (Citus) warehouse the view reads its Citus tables only through the
+-- functions of macro user_profile_per_user_functions (the same rows, columns, order and
+-- JSON as the set-based form here): the people once, with the organisations holding
+-- their rows, then each user's sessions and coaching history per row read, from those
+-- organisations' shards. Set-based, Citus would gather every user's sessions and
+-- events on the coordinator before the first row, even for dbt's contract check, beyond
+-- its 1 GB intermediate-result limit at 10 M events.
+-- depends_on: {{ ref('export_user_summary') }}, {{ ref('export_sessions') }}, {{ ref('export_kpi_events') }}
+{%- set reads_per_user = warehouse_distributed() %}
+-- sqlfluff:indentation:template_blocks_indent:False
+with statistics as (
     select
         user_id,
         metric,
@@ -305,41 +218,6 @@ recommendation_documents as (
     group by recommendations.user_id
 ),
 
-coaching_events as (
-    select
-        event_id,
-        user_id,
-        attempt_id,
-        session_id,
-        event_type,
-        event_value,
-        timestamp_ms,
-        occurred_at
-    from {{ ref('int_export_kpi_events') }}
-    where event_type in ('feedback_given', 'recommendation_made')
-),
-
-coaching_history as (
-    select
-        coaching_events.user_id,
-        coalesce(
-            jsonb_agg(
-                to_jsonb(coaching_events) - 'user_id' - 'event_type'
-                order by coaching_events.occurred_at, coaching_events.event_id
-            ) filter (where coaching_events.event_type = 'feedback_given'),
-            '[]'::jsonb
-        ) as feedback,
-        coalesce(
-            jsonb_agg(
-                to_jsonb(coaching_events) - 'user_id' - 'event_type'
-                order by coaching_events.occurred_at, coaching_events.event_id
-            ) filter (where coaching_events.event_type = 'recommendation_made'),
-            '[]'::jsonb
-        ) as recommendations
-    from coaching_events
-    group by coaching_events.user_id
-),
-
 comparisons as (
     select
         user_id,
@@ -384,6 +262,133 @@ prediction_documents as (
     group by predictions.user_id
 ),
 
+{%- if reads_per_user %}
+
+people as (
+    select
+        user_id,
+        org_id,
+        user_document,
+        summary_document,
+        session_orgs,
+        event_orgs
+    from {{ this.schema }}.user_profile_people()
+),
+
+session_documents as (
+    select
+        people.user_id,
+        {{ this.schema }}.user_profile_sessions(people.user_id, people.session_orgs) as document
+    from people
+),
+
+coaching_history as (
+    select
+        people.user_id,
+        history.feedback,
+        history.recommendations
+    from people
+    cross join lateral {{ this.schema }}.user_profile_coaching_history(people.user_id, people.event_orgs) as history
+),
+{%- else %}
+
+users as (
+    select {{ user_profile_user_columns() | join(', ') }}
+    from {{ ref('dim_users') }}
+),
+
+summary as (
+    select
+        user_id,
+        org_id,
+        user_name,
+        role,
+        team,
+        timezone,
+        total_attempts,
+        avg_attempt_score,
+        total_sessions,
+        total_practice_minutes,
+        first_session_at,
+        last_session_at,
+        active_days,
+        sessions_per_week,
+        avg_days_between_sessions,
+        longest_streak_days,
+        current_streak_days,
+        preferred_day_of_week,
+        preferred_hour_of_day,
+        overall_consistency_score,
+        pace_mean,
+        pace_p50,
+        pace_slope_per_week,
+        pace_trend_direction,
+        pitch_mean,
+        pitch_p50,
+        pitch_slope_per_week,
+        pitch_trend_direction,
+        volume_mean,
+        volume_p50,
+        volume_slope_per_week,
+        volume_trend_direction,
+        pauses_mean,
+        pauses_p50,
+        pauses_slope_per_week,
+        pauses_trend_direction,
+        clarity_mean,
+        clarity_p50,
+        clarity_slope_per_week,
+        clarity_trend_direction,
+        confidence_mean,
+        confidence_p50,
+        confidence_slope_per_week,
+        confidence_trend_direction,
+        first_data_date,
+        last_data_date,
+        data_points,
+        completeness_pct
+    from {{ ref('int_export_user_summary') }}
+),
+
+people as (
+    select
+        users.user_id,
+        users.org_id,
+        to_jsonb(users) as user_document,
+        to_jsonb(summary) as summary_document
+    from users
+    left join summary on users.user_id = summary.user_id
+),
+
+sessions as (
+    select {{ user_profile_session_columns() | join(', ') }}
+    from {{ ref('int_export_sessions') }}
+),
+
+session_documents as (
+    select
+        sessions.user_id,
+        {{ user_profile_sessions_document('sessions') }} as document
+    from sessions
+    group by sessions.user_id
+),
+
+coaching_events as (
+    select {{ user_profile_coaching_event_columns() | join(', ') }}
+    from {{ ref('int_export_kpi_events') }}
+    where event_type in ('feedback_given', 'recommendation_made')
+),
+
+coaching_history as (
+    select
+        coaching_events.user_id,
+        {{ user_profile_coaching_history('coaching_events', 'feedback_given') }} as feedback,
+        {{ user_profile_coaching_history('coaching_events', 'recommendation_made') }} as recommendations
+    from coaching_events
+    group by coaching_events.user_id
+),
+{%- endif %}
+
 data_metadata as (
     select
         user_id,
@@ -401,14 +406,14 @@ data_metadata as (
 )
 
 select
-    users.user_id,
-    users.org_id,
+    people.user_id,
+    people.org_id,
     {{ export_version() }} as export_version,
     now() as exported_at,
     jsonb_build_object(
         'export_version', {{ export_version() }},
-        'user', to_jsonb(users),
-        'summary', to_jsonb(summary),
+        'user', people.user_document,
+        'summary', people.summary_document,
         'sessions', coalesce(session_documents.document, '[]'::jsonb),
         'statistics', coalesce(statistics_documents.document, '[]'::jsonb),
         'trends', coalesce(trend_documents.document, '[]'::jsonb),
@@ -430,19 +435,18 @@ select
         'predictions', coalesce(prediction_documents.document, '[]'::jsonb),
         'metadata', to_jsonb(data_metadata) - 'user_id'
     ) as document
-from users
-left join summary on users.user_id = summary.user_id
-left join session_documents on users.user_id = session_documents.user_id
-left join statistics_documents on users.user_id = statistics_documents.user_id
-left join trend_documents on users.user_id = trend_documents.user_id
-left join pattern_documents on users.user_id = pattern_documents.user_id
-left join consistency_documents on users.user_id = consistency_documents.user_id
-left join habits on users.user_id = habits.user_id
-left join best_worst_documents on users.user_id = best_worst_documents.user_id
-left join milestone_documents on users.user_id = milestone_documents.user_id
-left join feedback_documents on users.user_id = feedback_documents.user_id
-left join recommendation_documents on users.user_id = recommendation_documents.user_id
-left join coaching_history on users.user_id = coaching_history.user_id
-left join comparison_documents on users.user_id = comparison_documents.user_id
-left join prediction_documents on users.user_id = prediction_documents.user_id
-left join data_metadata on users.user_id = data_metadata.user_id
+from people
+left join session_documents on people.user_id = session_documents.user_id
+left join statistics_documents on people.user_id = statistics_documents.user_id
+left join trend_documents on people.user_id = trend_documents.user_id
+left join pattern_documents on people.user_id = pattern_documents.user_id
+left join consistency_documents on people.user_id = consistency_documents.user_id
+left join habits on people.user_id = habits.user_id
+left join best_worst_documents on people.user_id = best_worst_documents.user_id
+left join milestone_documents on people.user_id = milestone_documents.user_id
+left join feedback_documents on people.user_id = feedback_documents.user_id
+left join recommendation_documents on people.user_id = recommendation_documents.user_id
+left join coaching_history on people.user_id = coaching_history.user_id
+left join comparison_documents on people.user_id = comparison_documents.user_id
+left join prediction_documents on people.user_id = prediction_documents.user_id
+left join data_metadata on people.user_id = data_metadata.user_id
