@@ -13,10 +13,13 @@ coordinator with the citus extension and its workers registered, e.g. from
 On one machine the cluster cannot be faster (three servers share its cores, and every
 distributed statement adds a round trip per shard): the figures show the overhead.
 
-`--exclude SELECTOR` leaves models out of every build on both sides (dbt's --exclude),
-e.g. `export_user_profile_json`, whose read fails on the cluster at the 10-million-event
-scale (docs/scaling.md, Known limits). Each side's figures are written to
-bench/results/citus-scale<N>.json as soon as they are measured.
+Last, on each side: `warehouse export user_profile_json --format ndjson`, the whole
+per-user document view (on the cluster it reads the facts per user, docs/scaling.md), and
+a SHA-256 of its rows (sorted, without exported_at), which must be the same on both sides.
+
+`--exclude SELECTOR` leaves models out of every build on both sides (dbt's --exclude);
+the export step is skipped when `export_user_profile_json` is left out. Each side's
+figures are written to bench/results/citus-scale<N>.json as soon as they are measured.
 
 Usage: .venv/bin/python bench/bench_citus.py --citus CONNINFO [--scale 100] [--data DIR]
        [--exclude SELECTOR]
@@ -25,8 +28,10 @@ Usage: .venv/bin/python bench/bench_citus.py --citus CONNINFO [--scale 100] [--d
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -112,7 +117,23 @@ def measure(env: dict[str, str], citus: bool, data: Path, scale: float,
     with _connect(env) as conn:
         found = conn.execute("select count(*) from marts.fact_kpi_events").fetchone()
         figures["kpi_events"] = found[0] if found else 0
+    if "export_user_profile_json" not in EXCLUDE:
+        document = data.parent / f"user_profile_json-{'citus' if citus else 'single'}.ndjson"
+        figures["export_user_profile_json_s"] = _warehouse(
+            env, "export", "user_profile_json", "--format", "ndjson", "--out", str(document))
+        figures["export_user_profile_json_sha256"] = _sha256(document)
+        document.unlink()
     return figures
+
+
+def _sha256(path: Path) -> str:
+    """Of the export's rows in user order, each without its exported_at (when it was read)."""
+    read_at = re.compile(rb'"exported_at": ?"[^"]*", ?')
+    rows = sorted(read_at.sub(b"", line) for line in path.read_bytes().splitlines())
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(row + b"\n")
+    return digest.hexdigest()
 
 
 def main() -> None:
@@ -154,11 +175,20 @@ def main() -> None:
     print("|---|---|---|---|")
     for key, label in (("load_s", "warehouse load (every file)"),
                        ("build_first_s", "first build"),
-                       ("build_incremental_s", "incremental build after +1% (median)")):
+                       ("build_incremental_s", "incremental build after +1% (median)"),
+                       ("export_user_profile_json_s", "export user_profile_json (ndjson)")):
+        if key not in single:
+            continue
         ratio = cluster[key] / single[key]
         print(f"| {label} | {single[key]:.1f} | {cluster[key]:.1f} | {ratio:.2f}x |")
     print("incremental runs (s): single node", single["build_incremental_runs_s"],
           "cluster", cluster["build_incremental_runs_s"])
+    if "export_user_profile_json_sha256" in single:
+        digest = single["export_user_profile_json_sha256"]
+        same = digest == cluster["export_user_profile_json_sha256"]
+        print("user_profile_json export, SHA-256 of its rows:", digest,
+              "the same on both sides" if same else "DIFFERENT on the cluster: "
+              + str(cluster["export_user_profile_json_sha256"]))
 
 
 if __name__ == "__main__":

@@ -294,6 +294,12 @@
         declare
             bi record;
         begin
+            -- Citus's own connections (between nodes, and from the coordinator to itself)
+            -- are never a BI login and cannot read ops.bi_roles, a reference table, there:
+            -- every one of them warned. A session posing as one cannot query Citus tables.
+            if pg_catalog.current_setting('application_name') like 'citus\_internal%' then
+                return;
+            end if;
             select * into bi from {{ ops }}.bi_roles as b
             where b.role_name operator(pg_catalog.=) pg_catalog.session_user()::text;
             if found then
