@@ -61,7 +61,9 @@ class Database:
         """Run the real `warehouse` CLI against this database."""
         env = {**os.environ, **self.env, **(extra_env or {})}
         env["DBT_TARGET_PATH"] = str(ROOT / "target" / f"test-{self.name}")
-        env["DBT_LOG_PATH"] = str(ROOT / "logs" / f"test-{self.name}")
+        # a caller's own log folder wins (one build's log alone, unrotated by earlier ones)
+        env["DBT_LOG_PATH"] = (extra_env or {}).get(
+            "DBT_LOG_PATH", str(ROOT / "logs" / f"test-{self.name}"))
         result = subprocess.run(
             [str(Path(sys.executable).with_name("warehouse")), *args],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,

@@ -187,12 +187,12 @@ def test_cluster_equals_single_node(fresh_database: Database, cluster: Database,
     for database in (single, citus):
         database.warehouse("load", str(increment))
         # the cluster's build logs every statement, hooks included (dbt's target/run/ holds
-        # each model's main statement only): test_incremental_build_reads_no_whole_fact
-        # explains them
-        log = ROOT / "logs" / f"test-{database.name}" / "dbt.log"
-        LAST_BUILD_LOG[database.name] = (log, log.stat().st_size if log.exists() else 0)
+        # each model's main statement only), into a folder of its own (dbt rotates a log
+        # at 10 MB): test_incremental_build_reads_no_whole_fact explains them
+        LAST_BUILD_LOG[database.name] = tmp_path / f"last-build-log-{database.name}"
         database.warehouse("build", "--vars", _vars(AS_OF + dt.timedelta(days=2)),
-                           extra_env={"DBT_LOG_LEVEL_FILE": "debug"})
+                           extra_env={"DBT_LOG_LEVEL_FILE": "debug",
+                                      "DBT_LOG_PATH": str(LAST_BUILD_LOG[database.name])})
     _same(single, citus, "incremental build after +1% new data")
 
     csv.field_size_limit(sys.maxsize)
@@ -212,6 +212,11 @@ def test_cluster_equals_single_node(fresh_database: Database, cluster: Database,
         assert first == second, f"warehouse export {view}: files differ"
         assert first or view == "export_metadata", f"warehouse export {view}: no rows"
     print("warehouse export: the six views' CSV files identical")
+    # the cluster's user_profile_json read the facts through its per-user functions (a
+    # set-based read gathers every user's rows on the coordinator: docs/scaling.md)
+    definition = "select pg_get_viewdef('exports.user_profile_json'::regclass)"
+    assert "user_profile_people()" in citus.query(definition)[0][0]
+    assert "user_profile_people()" not in single.query(definition)[0][0]
 
 
 def test_distribution(cluster: Database) -> None:
@@ -268,16 +273,38 @@ def test_bi_roles_read_the_shards(cluster: Database) -> None:
     )[0][0]
     assert org_sessions < sessions, "the data holds more than one organisation"
 
+    # the users' sessions, and the org's users' sessions in the org: what reporting and
+    # the org's role read in the profile documents
+    profile_sessions = cluster.query(
+        "select count(*) from marts.fact_sessions as s join marts.dim_users as u"
+        " on s.user_id = u.user_id"
+    )[0][0]
+    org_profile_sessions = cluster.query(
+        "select count(*) from marts.fact_sessions as s join marts.dim_users as u"
+        " on s.user_id = u.user_id where s.org_id = %s and u.org_id = %s", (org, org)
+    )[0][0]
+
     def counts(reader: str) -> tuple[int, int]:
         as_reader = Database({**cluster.env, "PGUSER": reader, "PGPASSWORD": ""})
         return (as_reader.query("select count(*) from marts.fact_sessions")[0][0],
                 as_reader.query("select count(*) from marts.dim_users")[0][0])
 
+    def profiles(reader: str) -> tuple[int, int]:
+        """exports.user_profile_json read per user through its functions, which run as
+        the reader: its documents and the sessions in them."""
+        as_reader = Database({**cluster.env, "PGUSER": reader, "PGPASSWORD": ""})
+        return as_reader.query(
+            "select count(*), sum(jsonb_array_length(document -> 'sessions'))::int"
+            " from exports.user_profile_json"
+        )[0]
+
     assert counts("reporting") == (sessions, users)
+    assert profiles("reporting") == (users, profile_sessions)
     role = "citus_test_org_reader"
     cluster.warehouse("access", "org", org, "--role", role)
     try:
         read = counts(role)
+        read_profiles = profiles(role)
         # the organisation's copy on each worker, which the shards' policies read
         copies = cluster.query(
             "select result from run_command_on_workers($$select string_agg(org_id::text, ',')"
@@ -286,6 +313,7 @@ def test_bi_roles_read_the_shards(cluster: Database) -> None:
     finally:
         cluster.warehouse("access", "revoke", role)
     assert read == (org_sessions, org_users)
+    assert read_profiles == (org_users, org_profile_sessions)
     assert copies == [(org,), (org,)]
     # revoked: the copies go too
     assert cluster.query(
@@ -296,9 +324,8 @@ def test_bi_roles_read_the_shards(cluster: Database) -> None:
           f" an organisation role its {org_sessions}")
 
 
-# per database name: the dbt log of the last build of test_cluster_equals_single_node, and
-# the offset its lines start at
-LAST_BUILD_LOG: dict[str, tuple[Path, int]] = {}
+# per database name: the log folder of the last build of test_cluster_equals_single_node
+LAST_BUILD_LOG: dict[str, Path] = {}
 
 # statements whose cost follows the facts' size by design, on one server as on the cluster
 WHOLE_BY_DESIGN = {
@@ -350,10 +377,11 @@ def test_incremental_build_reads_no_whole_fact(cluster: Database) -> None:
             statements[path.stem] = sql
     # the pre-hook of fact_kpi_events reads the fact's rows the batch needs into temporary
     # tables (star_kpi_events_batch_fact_rows): its queries, from the build's log
-    log, offset = LAST_BUILD_LOG[cluster.name]
-    with open(log, encoding="utf-8") as handle:
-        handle.seek(offset)
-        logged = handle.read()
+    # dbt.log, after dbt.log.1 and older when the build's own log was rotated
+    logs = sorted(LAST_BUILD_LOG[cluster.name].glob("dbt.log*"),
+                  key=lambda log: -int(log.suffix[1:]) if log.suffix[1:].isdigit() else 0)
+    logged = "".join(log.read_text(encoding="utf-8") for log in logs)
+    assert logged, f"no dbt log in {LAST_BUILD_LOG[cluster.name]}"
     for table, query in re.findall(
         r"create temporary table (fact_kpi_events_\w+) on commit drop as\s+(select\s.*?);", logged,
         flags=re.DOTALL,
