@@ -33,6 +33,34 @@
     )
 {%- endmacro %}
 
+{#- The columns of exports.user_summary (one row per user, int_export_user_summary), also
+    the `summary` object of exports.user_profile_json. -#}
+{% macro export_user_summary_columns() -%}
+    {{- return([
+        'user_id', 'org_id', 'user_name', 'role', 'team', 'timezone',
+        'total_attempts', 'avg_attempt_score',
+    ] + user_practice_habits_columns()[1:] + ['overall_consistency_score'] + [
+        'pace_mean', 'pace_p50', 'pace_slope_per_week', 'pace_trend_direction',
+        'pitch_mean', 'pitch_p50', 'pitch_slope_per_week', 'pitch_trend_direction',
+        'volume_mean', 'volume_p50', 'volume_slope_per_week', 'volume_trend_direction',
+        'pauses_mean', 'pauses_p50', 'pauses_slope_per_week', 'pauses_trend_direction',
+        'clarity_mean', 'clarity_p50', 'clarity_slope_per_week', 'clarity_trend_direction',
+        'confidence_mean', 'confidence_p50', 'confidence_slope_per_week', 'confidence_trend_direction',
+        'first_data_date', 'last_data_date', 'data_points', 'completeness_pct',
+    ]) -}}
+{%- endmacro %}
+
+{#- The columns of user_practice_habits the exports publish (user_id first): the habits in
+    exports.user_summary and the `habits` object of exports.user_profile_json. -#}
+{% macro user_practice_habits_columns() -%}
+    {{- return([
+        'user_id', 'total_sessions', 'total_practice_minutes', 'first_session_at',
+        'last_session_at', 'active_days', 'sessions_per_week', 'avg_days_between_sessions',
+        'longest_streak_days', 'current_streak_days', 'preferred_day_of_week',
+        'preferred_hour_of_day',
+    ]) -}}
+{%- endmacro %}
+
 {#- exports.user_profile_json: the columns of the document's user (dim_users), of one
     session (a row of exports.sessions, shared through int_export_sessions) and of one
     coaching event (a feedback_given or recommendation_made row of exports.kpi_events). -#}

@@ -122,19 +122,7 @@ consistency_documents as (
 ),
 
 habits as (
-    select
-        user_id,
-        total_sessions,
-        total_practice_minutes,
-        first_session_at,
-        last_session_at,
-        active_days,
-        sessions_per_week,
-        avg_days_between_sessions,
-        longest_streak_days,
-        current_streak_days,
-        preferred_day_of_week,
-        preferred_hour_of_day
+    select {{ user_practice_habits_columns() | join(', ') }}
     from {{ ref('user_practice_habits') }}
 ),
 
@@ -298,55 +286,7 @@ users as (
 ),
 
 summary as (
-    select
-        user_id,
-        org_id,
-        user_name,
-        role,
-        team,
-        timezone,
-        total_attempts,
-        avg_attempt_score,
-        total_sessions,
-        total_practice_minutes,
-        first_session_at,
-        last_session_at,
-        active_days,
-        sessions_per_week,
-        avg_days_between_sessions,
-        longest_streak_days,
-        current_streak_days,
-        preferred_day_of_week,
-        preferred_hour_of_day,
-        overall_consistency_score,
-        pace_mean,
-        pace_p50,
-        pace_slope_per_week,
-        pace_trend_direction,
-        pitch_mean,
-        pitch_p50,
-        pitch_slope_per_week,
-        pitch_trend_direction,
-        volume_mean,
-        volume_p50,
-        volume_slope_per_week,
-        volume_trend_direction,
-        pauses_mean,
-        pauses_p50,
-        pauses_slope_per_week,
-        pauses_trend_direction,
-        clarity_mean,
-        clarity_p50,
-        clarity_slope_per_week,
-        clarity_trend_direction,
-        confidence_mean,
-        confidence_p50,
-        confidence_slope_per_week,
-        confidence_trend_direction,
-        first_data_date,
-        last_data_date,
-        data_points,
-        completeness_pct
+    select {{ export_user_summary_columns() | join(', ') }}
     from {{ ref('int_export_user_summary') }}
 ),
 

@@ -29,19 +29,7 @@ attempt_totals as (
 ),
 
 habits as (
-    select
-        user_id,
-        total_sessions,
-        total_practice_minutes,
-        first_session_at,
-        last_session_at,
-        active_days,
-        sessions_per_week,
-        avg_days_between_sessions,
-        longest_streak_days,
-        current_streak_days,
-        preferred_day_of_week,
-        preferred_hour_of_day
+    select {{ user_practice_habits_columns() | join(', ') }}
     from {{ ref('user_practice_habits') }}
 ),
 
